@@ -1,0 +1,63 @@
+"""``rva`` command line: one sub-command per module, loaded lazily so ``rva agent`` never imports Ray.
+
+Each command module defines ``configure(parser)`` (add its arguments) and ``main(args) -> int``.
+To add a command, add one row to ``COMMANDS`` (or ``BENCHES`` for ``rva bench <name>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+#: name → (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "explain": ("autoscaler.explain", "plan once on a snapshot (file, built-in, or live cluster) and print why"),
+    "policy": ("autoscaler.policy_cli", "check policy files or print the policy JSON Schema"),
+}
+
+#: ``rva bench <name>`` → (module, one-line help)
+BENCHES: dict[str, tuple[str, str]] = {}
+
+
+def _add_lazy(sub: argparse._SubParsersAction, name: str, module: str, help_: str) -> None:
+    parser = sub.add_parser(name, help=help_, description=help_)
+    mod = importlib.import_module(module)
+    mod.configure(parser)
+    parser.set_defaults(_main=mod.main)
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rva", description="rva — vertical-first autoscaler for Ray on Kubernetes")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = argv[0] if argv else None
+    for name, (module, help_) in COMMANDS.items():
+        if wanted == name:
+            _add_lazy(sub, name, module, help_)
+        else:  # listed in --help without importing the module
+            sub.add_parser(name, help=help_)
+    bench = sub.add_parser("bench", help="benchmarks that print their numbers (--json for machines)")
+    bench_sub = bench.add_subparsers(dest="bench", metavar="BENCH")
+    bench_wanted = argv[1] if len(argv) > 1 and wanted == "bench" else None
+    for name, (module, help_) in BENCHES.items():
+        if bench_wanted == name:
+            _add_lazy(bench_sub, name, module, help_)
+        else:
+            bench_sub.add_parser(name, help=help_)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(args_list)
+    args = parser.parse_args(args_list)
+    run = getattr(args, "_main", None)
+    if run is None:
+        parser.print_help()
+        return 2
+    return int(run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
