@@ -199,8 +199,8 @@ async def make_api_client(
     if settings.server:
         cfg.host = settings.server
         if settings.token:
-            cfg.api_key = {"authorization": settings.token}
-            cfg.api_key_prefix = {"authorization": "Bearer"}
+            cfg.api_key = {"BearerToken": settings.token}
+            cfg.api_key_prefix = {"BearerToken": "Bearer"}
     elif settings.in_cluster:
         config.load_incluster_config(client_configuration=cfg)
     else:
