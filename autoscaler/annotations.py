@@ -21,7 +21,7 @@ GCS_ADDRESS = f"{PREFIX}/gcs-address"
 IN_FLIGHT = f"{PREFIX}/resize"
 #: Pod: when rva's last resize of this pod finished (epoch seconds) — cooldown survives restarts.
 LAST_RESIZE = f"{PREFIX}/last-resize-at"
-#: Pod: port of the memory-pressure agent (default 9102).
+#: Pod: port of the memory-pressure agent (the agent listens on 9464 by default).
 AGENT_PORT = f"{PREFIX}/agent-port"
 #: ConfigMap label that marks policy ConfigMaps.
 POLICY_LABEL = f"{PREFIX}/policy"

@@ -13,12 +13,21 @@ from collections.abc import Sequence
 
 #: name → (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("autoscaler.daemon", "the autoscaler daemon: watch opted-in RayClusters, resize in place, scale out"),
     "explain": ("autoscaler.explain", "plan once on a snapshot (file, built-in, or live cluster) and print why"),
     "policy": ("autoscaler.policy_cli", "check policy files or print the policy JSON Schema"),
+    "agent": ("autoscaler.agent",
+              "per-pod memory-pressure agent: cgroup PSI/usage/OOM on /metrics and /v1/pressure"),
 }
 
 #: ``rva bench <name>`` → (module, one-line help)
-BENCHES: dict[str, tuple[str, str]] = {}
+BENCHES: dict[str, tuple[str, str]] = {
+    "ray-read": ("autoscaler.bench.ray_read",
+                 "GCS demand read + parse latency on a real local Ray (10k tasks, 50/500 shapes)"),
+    "planner": ("autoscaler.bench.planner_bench", "time rva's planner against Ray's v2 scheduler"),
+    "agent": ("autoscaler.bench.agent_bench", "RSS and CPU of a running rva agent at 1 s sampling"),
+    "sim": ("autoscaler.bench.sim_api", "simulated Kubernetes API throughput (GET/s, watch events/s) over HTTP"),
+}
 
 
 def _add_lazy(sub: argparse._SubParsersAction, name: str, module: str, help_: str) -> None:
