@@ -37,6 +37,10 @@ class Reason(str, Enum):
     COOLDOWN = "Cooldown"
     CONCURRENCY_CAP = "ConcurrencyCap"
     DRY_RUN = "DryRun"
+    # not acted on (added with the planner)
+    AT_MAX_REPLICAS = "AtMaxReplicas"  # every label-matching group is at its maxReplicas
+    STOCKED_OUT = "StockedOut"  # the matching groups are stocked out (backoff not expired)
+    WAITING_FOR_CAPACITY = "WaitingForCapacity"  # feasible, but no room now (node full, caps, cooldown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,8 @@ class Plan:
     unserved: tuple[Unserved, ...] = ()
     #: Decisions not taken and why (cooldown, caps, dry run) — for ``rva explain`` and metrics.
     notes: tuple[str, ...] = field(default=())
+    #: Actions decided but not to be carried out (policy ``dryRun``); the actuator ignores them.
+    suppressed: tuple[Action, ...] = field(default=())
 
     def of_type(self, kind: type) -> list[Action]:
         return [a for a in self.actions if isinstance(a, kind)]

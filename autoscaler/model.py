@@ -270,6 +270,7 @@ class Gang:
     id: str
     strategy: GangStrategy
     bundles: tuple[Bundle, ...]
+    state: str = "PENDING"  # Ray's placement-group state: PENDING / RESCHEDULING
 
 
 # --------------------------------------------------------------------------------------------------
@@ -319,6 +320,7 @@ class RayNodeState:
     labels: Mapping[str, str]
     idle_duration_s: float
     status: str  # RUNNING / IDLE / DRAINING / DEAD
+    started_at: float | None = None  # epoch seconds; read only when two raylets claim one pod
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,6 +415,14 @@ class Pressure:
     oom_kills: int = 0  # OOM kills since the detector's baseline for this container identity
     last_oom_at: float | None = None
     identity: str = ""
+    #: usage − inactive file pages (the kubelet's working set); page cache alone is not pressure.
+    working_set_bytes: int = 0
+    #: why the detector is not counting windows now ("startup_grace", "cooldown", "resize_in_flight"),
+    #: in which case ``consecutive_windows`` is 0; "" when it is.
+    skip_reason: str = ""
+    #: the PSI 'some' percent the detector judged: max(avg10, stall rate from PSI totals since the previous
+    #: sample). avg10 lags a sudden stall by several seconds; this does not.
+    stall_percent: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
