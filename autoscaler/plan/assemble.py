@@ -1,0 +1,81 @@
+"""Turn the workspace's decisions into the Plan: one action per pod or group, each with a reason
+and a sentence, checked against the guards. (Dry run is applied by :func:`autoscaler.plan.plan`.)"""
+
+from __future__ import annotations
+
+from autoscaler.actions import Action, GrowPod, Plan, Reason, RemovePod, RevertResize, ScaleOut, ShrinkPod
+from autoscaler.model import CPU, MEMORY, Resources
+from autoscaler.plan.guards import limits_for, resize_problem, resized_requests
+from autoscaler.plan.workspace import RC, RM, Workspace, fmt_bytes, fmt_cpu, shape_text
+
+_GROWTH_PRECEDENCE = (Reason.OOM_KILLED, Reason.MEMORY_PRESSURE, Reason.DEMAND_FITS_IN_PLACE)
+
+
+def _served_text(served: dict[tuple[str, Resources], int], limit: int = 3) -> str:
+    parts = [f"{n}× {prefix}{shape_text(shape)}" for (prefix, shape), n in list(served.items())[:limit]]
+    more = len(served) - limit
+    return ", ".join(parts) + (f" and {more} more shapes" if more > 0 else "")
+
+
+def _grow_actions(ws: Workspace) -> list[Action]:
+    out: list[Action] = []
+    for r in sorted(ws.growth):
+        if not ws.grown[r].any():
+            continue
+        pod = ws.pod(r)
+        assert pod is not None
+        cpu = int(ws.req[r, RC] + ws.grown[r, RC])
+        mem = int(ws.req[r, RM] + ws.grown[r, RM])
+        requests = resized_requests(pod, cpu, mem)
+        limits = limits_for(pod, requests)
+        problem = resize_problem(pod, requests, limits, ws.snapshot.server_minor)
+        if problem is not None:
+            ws.notes.append(f"{pod.name}: not grown: {problem}")
+            continue
+        entry = ws.growth[r]
+        reasons = [reason for reason, _ in entry.reasons]
+        if entry.served:
+            reasons.append(Reason.DEMAND_FITS_IN_PLACE)
+        reason = next((c for c in _GROWTH_PRECEDENCE if c in reasons), Reason.DEMAND_FITS_IN_PLACE)
+        changes = []
+        if ws.grown[r, RC] and CPU in pod.requests:
+            changes.append(f"cpu {fmt_cpu(int(ws.req[r, RC]))} → {fmt_cpu(cpu)}")
+        if ws.grown[r, RM] and MEMORY in pod.requests:
+            changes.append(f"memory {fmt_bytes(int(ws.req[r, RM]))} → {fmt_bytes(mem)}")
+        sentences = [why for _, why in entry.reasons]
+        if entry.served:
+            mode = ws.group_policy[int(ws.row_group[r])].vertical.sizing.mode
+            sentences.insert(0, f"pending {_served_text(entry.served)} fit once grown ({mode} sizing)")
+        why = f"grow {', '.join(changes)} in place: " + "; ".join(sentences)
+        out.append(GrowPod(pod.name, requests, limits, reason, why))
+    return out
+
+
+def _scale_actions(ws: Workspace) -> list[Action]:
+    out: list[Action] = []
+    for g in sorted(ws.new_pods):
+        entry = ws.new_pods[g]
+        if entry.replicas <= 0:
+            continue
+        group = ws.group(g)
+        hosts = max(1, group.num_of_hosts)
+        total = group.replicas + entry.replicas
+        if entry.served:
+            reason = Reason.FALLBACK_GROUP if entry.fallback else Reason.DEMAND_NEEDS_NEW_PODS
+            lead = "fallback group: " if entry.fallback else ""
+            why = f"{lead}pending {_served_text(entry.served)} did not fit free capacity or in-place growth"
+        else:
+            reason = Reason.MIN_REPLICAS
+            why = f"below its minimum of {ws.min_replicas(g)} replicas"
+        why = f"{why}; {group.name} {group.replicas} → {total} replicas"
+        out.append(ScaleOut(group.name, entry.replicas * hosts, total, reason, why))
+    return out
+
+
+def assemble(ws: Workspace) -> Plan:
+    reverts = [a for a in ws.actions if isinstance(a, RevertResize)]
+    shrinks = [a for a in ws.actions if isinstance(a, ShrinkPod)]
+    removals = [a for a in ws.actions if isinstance(a, RemovePod)]
+    actions = (*reverts, *_grow_actions(ws), *_scale_actions(ws), *shrinks, *removals)
+    notes = list(dict.fromkeys(ws.notes))  # de-duplicated, order kept
+    return Plan(actions=actions, unserved=tuple(ws.unserved), notes=tuple(notes))

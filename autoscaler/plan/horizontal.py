@@ -1,0 +1,209 @@
+"""Scale out label-matching worker groups for demand that neither free capacity nor growth served.
+
+Groups are tried in the demand's selector order (primary, then each fallback) and, within one
+selector, by priority (higher first) then spec order. A group is skipped while it is stocked out
+(``stocked_out_until`` in the future), when it is at its max replicas, when a new pod could not hold
+one bundle, and — for demand without GPUs — when it has GPUs, unless the policy allows it. One
+replica adds ``numOfHosts`` pods. Demand no group can ever hold is reported infeasible.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from autoscaler.actions import Reason, Unserved
+from autoscaler.model import CPU, MEMORY, Demand
+from autoscaler.plan.packing import Pending, fit_counts, pack, pending_of
+from autoscaler.plan.workspace import NO_MATCH, NewPods, RowKind, Workspace, demand_label
+
+
+def ensure_min_replicas(ws: Workspace) -> None:
+    """Groups below their minimum get the missing replicas first, so demand can count on them."""
+    for g, group in enumerate(ws.snapshot.groups):
+        gp = ws.group_policy[g]
+        if not gp.horizontal.enabled or ws.stocked_out(g):
+            continue
+        target = min(ws.min_replicas(g), ws.max_replicas(g))
+        if group.replicas < target:
+            add = target - group.replicas
+            ws.add_rows(g, add * max(1, group.num_of_hosts))
+            entry = ws.new_pods.setdefault(g, _new_entry())
+            entry.replicas += add
+            entry.min_replicas = True
+
+
+def _new_entry() -> NewPods:
+    return NewPods()
+
+
+def candidates(ws: Workspace, item: Pending) -> list[tuple[int, int]]:
+    """(selector rank, group) in the order groups are tried."""
+    key = id(item.group_rank)
+    hit = ws.group_order_cache.get(key)
+    if hit is None:
+        ranked = [(int(r), g) for g, r in enumerate(item.group_rank.tolist()) if r < NO_MATCH]
+        hit = sorted(ranked, key=lambda rg: (rg[0], -ws.priority(rg[1]), rg[1]))
+        ws.group_order_cache[key] = hit
+    return hit
+
+
+def new_pods_for(
+    ws: Workspace, item: Pending, count: int, exclude: np.ndarray | None = None
+) -> tuple[list[int], list[int], set[Reason]]:
+    """Place up to ``count`` bundles on pods this plan adds (capacity already added first).
+
+    Returns (rows, bundles per row, reasons groups were skipped)."""
+    blocked: set[Reason] = set()
+    rows, takes = pack(ws, item, count, exclude=exclude)
+    out_rows, out_takes = rows.tolist(), takes.tolist()
+    remaining = count - int(takes.sum())
+    for position, (rank, g) in enumerate(candidates(ws, item)):
+        if remaining == 0:
+            break
+        group = ws.group(g)
+        if not ws.group_policy[g].horizontal.enabled:
+            continue
+        if ws.stocked_out(g):
+            blocked.add(Reason.STOCKED_OUT)
+            continue
+        per_pod = int(fit_counts(ws.group_ray[g][None, :], item.shape, item.nz)[0])
+        if per_pod <= 0:
+            continue
+        room = ws.max_replicas(g) - ws.replicas_now(g)
+        if room <= 0:
+            blocked.add(Reason.AT_MAX_REPLICAS)
+            continue
+        hosts = max(1, group.num_of_hosts)
+        pods_needed = remaining if exclude is not None else math.ceil(remaining / per_pod)
+        add = min(math.ceil(pods_needed / hosts), room)
+        new = ws.add_rows(g, add * hosts)
+        entry = ws.new_pods.setdefault(g, _new_entry())
+        entry.replicas += add
+        entry.fallback |= rank > 0 or position > 0
+        mask = np.zeros(ws.n, dtype=bool)
+        mask[new] = True
+        r2, t2 = pack(ws, item, remaining, rows_mask=mask, exclude=exclude)
+        placed = int(t2.sum())
+        entry.served[item.key] = entry.served.get(item.key, 0) + placed
+        ws.group_busy.add(g)
+        out_rows += r2.tolist()
+        out_takes += t2.tolist()
+        remaining -= placed
+    return out_rows, out_takes, blocked
+
+
+def _largest_node(ws: Workspace, name: str) -> int:
+    return max((int(n.allocatable.get(name)) for n in ws.snapshot.nodes), default=0)
+
+
+def group_potential(ws: Workspace) -> np.ndarray:
+    """(G, K) the largest Ray capacity one pod of each group can ever have: a new pod, grown to the
+    policy max (or the largest node when unbounded); zero for groups that can neither scale out nor
+    grow."""
+    if ws.potential is not None:
+        return ws.potential
+    out = ws.group_ray.copy()
+    for g, group in enumerate(ws.snapshot.groups):
+        gp = ws.group_policy[g]
+        if not gp.vertical.enabled:
+            if not gp.horizontal.enabled:
+                out[g] = 0
+            continue
+        for name in (CPU, MEMORY):
+            if gp.can_resize(name):
+                bound = getattr(gp.vertical.max_pod, name)
+                ceiling = bound if bound is not None else _largest_node(ws, name)
+                out[g, ws.kidx[name]] += max(0, ceiling - group.template_requests.get(name))
+    ws.potential = out
+    return out
+
+
+def feasible(ws: Workspace, item: Pending) -> bool:
+    """Could any matching group ever hold one bundle (a new pod, or a pod grown to its max)?"""
+    groups = [g for _, g in candidates(ws, item)]
+    if not groups or item.nz.size == 0:
+        return bool(groups)
+    potential = group_potential(ws)[np.array(groups)][:, item.nz]
+    return bool((potential >= item.shape[item.nz]).all(axis=1).any())
+
+
+def _blockers(ws: Workspace, item: Pending) -> set[Reason]:
+    """Why the groups that could hold a bundle in a new pod did not add one (now)."""
+    out: set[Reason] = set()
+    for _, g in candidates(ws, item):
+        if not ws.group_policy[g].horizontal.enabled:
+            continue
+        if int(fit_counts(ws.group_ray[g][None, :], item.shape, item.nz)[0]) <= 0:
+            continue
+        if ws.stocked_out(g):
+            out.add(Reason.STOCKED_OUT)
+        elif ws.replicas_now(g) >= ws.max_replicas(g):
+            out.add(Reason.AT_MAX_REPLICAS)
+    return out
+
+
+def unserved_reason(ws: Workspace, item: Pending, blocked: set[Reason]) -> tuple[Reason, str]:
+    what = demand_label(item.demand)
+    blocked = blocked | _blockers(ws, item)
+    if not feasible(ws, item):
+        return Reason.INFEASIBLE_DEMAND, (
+            f"no worker group matching {what} can ever hold {item.text} (labels, size, GPU guard or policy)"
+        )
+    if Reason.STOCKED_OUT in blocked:
+        return Reason.STOCKED_OUT, f"the groups that match {what} are stocked out or at their maximum"
+    if Reason.AT_MAX_REPLICAS in blocked:
+        return Reason.AT_MAX_REPLICAS, f"every group that matches {what} is at its maximum replicas"
+    return Reason.WAITING_FOR_CAPACITY, (
+        f"{what} fits only by growing pods, and no matching pod can grow now (node room, cooldown, caps)"
+    )
+
+
+def scale_out(ws: Workspace, items: list[Pending]) -> None:
+    """Pass 3: new pods for what is left; whatever still remains is reported unserved."""
+    for item in items:
+        if item.remaining <= 0:
+            continue
+        rows, takes, blocked = new_pods_for(ws, item, item.remaining)
+        for r, t in zip(rows, takes, strict=True):
+            if ws.row_kind[r] == RowKind.NEW:
+                item.new_pods += t
+            else:
+                item.in_place += t
+        item.remaining -= sum(takes)
+        if item.remaining > 0:
+            reason, why = unserved_reason(ws, item, blocked)
+            ws.unserved.append(Unserved(item.demand, item.remaining, reason, why))
+
+
+def hold_constraints(ws: Workspace) -> None:
+    """``request_resources`` bundles must fit the cluster's *total* capacity; add pods if not."""
+    if not ws.snapshot.constraints:
+        return
+    real = ws.avail
+    n0 = ws.n
+    totals = real.copy()
+    for r in range(min(ws.n_pods, n0)):
+        pod = ws.pod(r)
+        if ws.row_kind[r] == RowKind.LIVE and pod is not None and pod.ray is not None:
+            totals[r] = ws.vector(pod.ray.total)
+            totals[r, ws.kidx[CPU]] += ws.grown[r, 0]
+            totals[r, ws.kidx[MEMORY]] += ws.grown[r, 1]
+        elif ws.row_kind[r] != RowKind.GONE:
+            totals[r] = ws.group_ray[ws.row_group[r]]
+    totals[ws.n_pods : n0] = ws.group_ray[ws.row_group[ws.n_pods : n0]]
+    ws.avail = totals
+    ws.forget_bounds()
+    items = [pending_of(ws, c.shape, Demand(c.shape, c.count, c.selectors), c.count) for c in ws.snapshot.constraints]
+    for item in items:
+        item.prefix = "request_resources "
+        _, take = pack(ws, item, item.remaining)
+        item.remaining -= int(take.sum())
+    scale_out(ws, [i for i in items if i.remaining > 0])
+    # back to free capacity: rows added here are empty new pods
+    out = np.zeros_like(ws.avail)
+    out[: real.shape[0]] = real[: min(real.shape[0], out.shape[0])]
+    out[n0 : ws.n] = ws.group_ray[ws.row_group[n0 : ws.n]]
+    ws.forget_bounds()
+    ws.avail = out  # rows that hold constraints stay "placed": removing them would break the hold

@@ -1,0 +1,58 @@
+"""The snapshot as it will look once a plan is carried out: resizes done, new replicas on their
+way (not created yet: the planner counts them as capacity arriving), removed pods gone.
+
+The planner plans once more on this projection when it scaled out: packing demand again with the
+new pods present can place it differently (Ray prefers primary-selector nodes), and whatever the
+second look still needs is added now rather than by a second scale-out a loop later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from autoscaler.actions import GrowPod, Plan, RemovePod, RevertResize, ScaleOut, ShrinkPod
+from autoscaler.model import CPU, MEMORY, InFlightResize, PodState, ResizeState, Resources, Snapshot
+
+
+def _resized(p: PodState, requests: Resources, limits: Resources, now: float) -> PodState:
+    delta = (requests - p.requests).only(CPU, MEMORY)
+    ray = p.ray
+    if ray is not None:
+        ray = dataclasses.replace(ray, total=ray.total + delta, available=ray.available + delta)
+    # still "in flight" for the concurrency caps, with the raylet already counted at the new size
+    flight = InFlightResize(requests, limits, p.requests, p.limits, now, p.generation + 1, "projected",
+                            raylet_done=True)
+    return dataclasses.replace(
+        p, requests=requests, limits=limits, allocated=requests, actual_requests=requests,
+        actual_limits=limits, resize_state=ResizeState.NONE, in_flight=flight, last_resized_at=now, ray=ray,
+    )
+
+
+def project(snapshot: Snapshot, plan: Plan, now: float) -> Snapshot:
+    pods = {p.name: p for p in snapshot.pods}
+    groups = {g.name: g for g in snapshot.groups}
+    pressure = dict(snapshot.pressure)
+    for a in plan.actions:
+        if isinstance(a, GrowPod | ShrinkPod | RevertResize) and a.pod in pods:
+            pods[a.pod] = _resized(pods[a.pod], a.requests, a.limits, now)
+            if a.pod in pressure:  # a new limit starts a new pressure baseline
+                pressure[a.pod] = dataclasses.replace(pressure[a.pod], consecutive_windows=0, oom_kills=0)
+        elif isinstance(a, ScaleOut) and a.group in groups:
+            groups[a.group] = dataclasses.replace(groups[a.group], replicas=a.replicas)
+        elif isinstance(a, RemovePod) and a.pod in pods:
+            pods[a.pod] = dataclasses.replace(pods[a.pod], deleting=True)
+            if a.group in groups:
+                groups[a.group] = dataclasses.replace(groups[a.group], replicas=a.replicas)
+    used = {n.name: n.used for n in snapshot.nodes}
+    for before in snapshot.pods:
+        after = pods[before.name]
+        if before.node_name in used and after is not before:
+            now_counted = after.accounted() if not after.deleting else Resources()
+            used[before.node_name] = used[before.node_name] - before.accounted() + now_counted
+    return dataclasses.replace(
+        snapshot,
+        pods=tuple(pods[p.name] for p in snapshot.pods),
+        groups=tuple(groups[g.name] for g in snapshot.groups),
+        nodes=tuple(dataclasses.replace(n, used=used[n.name]) for n in snapshot.nodes),
+        pressure=pressure,
+    )
