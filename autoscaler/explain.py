@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from autoscaler.actions import Action, GrowPod, Plan, RemovePod, RevertResize, ScaleOut, ShrinkPod, Unserved
-from autoscaler.model import Gang, Snapshot
+from autoscaler.actions import Action, Plan, ScaleOut
+from autoscaler.model import Snapshot
 from autoscaler.plan import plan
 from autoscaler.plan.workspace import demand_label
+from autoscaler.plan_json import plan_to_dict
 from autoscaler.policy import Policy, PolicyError, load_policy_file, parse_policy
-from autoscaler.snapshot_io import SnapshotFormatError, resources_to_json, snapshot_from_dict
+from autoscaler.snapshot_io import SnapshotFormatError, snapshot_from_dict
 
 
 @dataclass(frozen=True)
@@ -62,31 +63,6 @@ def load_scenario_file(path: str) -> Scenario:
 # --------------------------------------------------------------------------------------------------
 # Rendering
 # --------------------------------------------------------------------------------------------------
-
-
-def action_to_dict(action: Action) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": type(action).__name__, "reason": action.reason.value, "why": action.why}
-    if isinstance(action, GrowPod | ShrinkPod | RevertResize):
-        out.update(pod=action.pod, requests=resources_to_json(action.requests), limits=resources_to_json(action.limits))
-    elif isinstance(action, ScaleOut):
-        out.update(group=action.group, count=action.count, replicas=action.replicas)
-    elif isinstance(action, RemovePod):
-        out.update(pod=action.pod, group=action.group, replicas=action.replicas, drain=action.drain)
-    return out
-
-
-def unserved_to_dict(u: Unserved) -> dict[str, Any]:
-    kind = "gang" if isinstance(u.demand, Gang) else "demand"
-    return {"kind": kind, "what": demand_label(u.demand), "count": u.count, "reason": u.reason.value, "why": u.why}
-
-
-def plan_to_dict(p: Plan) -> dict[str, Any]:
-    return {
-        "actions": [action_to_dict(a) for a in p.actions],
-        "suppressed": [action_to_dict(a) for a in p.suppressed],
-        "unserved": [unserved_to_dict(u) for u in p.unserved],
-        "notes": list(p.notes),
-    }
 
 
 def _target(a: Action) -> str:

@@ -4,39 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from autoscaler.actions import Action, Plan, Unserved
-from autoscaler.model import Demand, Gang, Resources
+from autoscaler.actions import Action, GrowPod, Plan, RemovePod, RevertResize, ScaleOut, ShrinkPod, Unserved
+from autoscaler.model import Gang
+from autoscaler.plan.workspace import demand_label
+from autoscaler.snapshot_io import resources_to_json
 
 
-def _res(r: Resources) -> dict[str, int]:
-    return dict(r.items())
-
-
-def action_to_dict(a: Action) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": type(a).__name__}
-    for name in a.__dataclass_fields__:
-        v = getattr(a, name)
-        if isinstance(v, Resources):
-            v = _res(v)
-        elif hasattr(v, "value"):
-            v = v.value
-        out[name] = v
+def action_to_dict(action: Action) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": type(action).__name__, "reason": action.reason.value, "why": action.why}
+    if isinstance(action, GrowPod | ShrinkPod | RevertResize):
+        out.update(pod=action.pod, requests=resources_to_json(action.requests), limits=resources_to_json(action.limits))
+    elif isinstance(action, ScaleOut):
+        out.update(group=action.group, count=action.count, replicas=action.replicas)
+    elif isinstance(action, RemovePod):
+        out.update(pod=action.pod, group=action.group, replicas=action.replicas, drain=action.drain)
     return out
 
 
-def _demand(d: Demand | Gang) -> dict[str, Any]:
-    if isinstance(d, Gang):
-        return {"gang": d.id, "strategy": d.strategy.value, "bundles": [_res(b.shape) for b in d.bundles]}
-    return {"shape": _res(d.shape), "count": d.count, "selectors": [str(s) for s in d.selectors]}
-
-
 def unserved_to_dict(u: Unserved) -> dict[str, Any]:
-    return {"demand": _demand(u.demand), "count": u.count, "reason": u.reason.value, "why": u.why}
+    kind = "gang" if isinstance(u.demand, Gang) else "demand"
+    return {"kind": kind, "what": demand_label(u.demand), "count": u.count, "reason": u.reason.value, "why": u.why}
 
 
-def plan_to_dict(plan: Plan) -> dict[str, Any]:
+def plan_to_dict(p: Plan) -> dict[str, Any]:
     return {
-        "actions": [action_to_dict(a) for a in plan.actions],
-        "unserved": [unserved_to_dict(u) for u in plan.unserved],
-        "notes": list(plan.notes),
+        "actions": [action_to_dict(a) for a in p.actions],
+        "suppressed": [action_to_dict(a) for a in p.suppressed],
+        "unserved": [unserved_to_dict(u) for u in p.unserved],
+        "notes": list(p.notes),
     }
