@@ -201,7 +201,7 @@ class PlanExecutor:
         return requests + shortfall, limits + shortfall.only(*[r for r in (CPU, MEMORY) if r in limits])
 
     async def _revert(self, action: RevertResize, pod: PodState, now: float) -> None:
-        self._on_written("pods", await self.resizer.revert(pod, action.requests, action.limits))
+        self._on_written("pods", await self.resizer.revert(pod, action.requests, action.limits, now))
         outcome = {
             Reason.RESIZE_INFEASIBLE: "infeasible", Reason.RESIZE_DEFERRED_TIMEOUT: "deferred_timeout",
             Reason.RESIZE_ERROR: "error", Reason.RESIZE_IN_PROGRESS_TIMEOUT: "in_progress_timeout",

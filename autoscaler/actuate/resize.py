@@ -96,13 +96,15 @@ class PodResizer:
         )
         return await self._annotate(pod, {ann.IN_FLIGHT: ann.encode_in_flight(record)})
 
-    async def revert(self, pod: PodState, requests: Resources, limits: Resources) -> dict[str, Any]:
-        """Spec back to the allocation (so a stale resize is never applied later); drop the record."""
+    async def revert(self, pod: PodState, requests: Resources, limits: Resources, now: float) -> dict[str, Any]:
+        """Spec back to the allocation (so a stale resize is never applied later); drop the record.
+        The revert counts as a resize for the cooldown, so the pod is not grown straight back into the
+        same refusal while its demand falls back to scale-out."""
         await self.core.patch_namespaced_pod_resize(
             pod.name, pod.namespace, resize_body(pod, requests, limits), _content_type=SMP,
             _preload_content=False,
         )
-        return await self._annotate(pod, {ann.IN_FLIGHT: None})
+        return await self._annotate(pod, {ann.IN_FLIGHT: None, ann.LAST_RESIZE: f"{now:.3f}"})
 
     async def finish(self, pod: PodState, now: float) -> dict[str, Any]:
         """Drop the record and remember when (cooldown survives restarts)."""

@@ -33,9 +33,11 @@ def usage_ratio(p: Pressure) -> float:
 
 
 def _sustained(p: Pressure, mp: MemoryPressure) -> bool:
+    """Enough windows in a row, and still above a threshold now. PSI is judged as the detector does,
+    max(avg10, stall rate): avg10 lags a sudden stall by seconds. Page cache alone is not pressure."""
     if p.consecutive_windows < mp.consecutive_windows:
         return False
-    return p.psi_some_avg10 >= mp.psi_some_avg10 or usage_ratio(p) >= mp.usage_ratio
+    return max(p.psi_some_avg10, p.stall_percent) >= mp.psi_some_avg10 or usage_ratio(p) >= mp.usage_ratio
 
 
 def _fresh_oom(pod: PodState, p: Pressure) -> bool:
@@ -46,7 +48,9 @@ def _fresh_oom(pod: PodState, p: Pressure) -> bool:
     return p.last_oom_at > pod.last_resized_at
 
 
-def _eligible(ws: Workspace, r: int, pod: PodState) -> bool:
+def _eligible(ws: Workspace, r: int, pod: PodState, oom: bool) -> bool:
+    """Pods rva may grow for pressure now. An OOM kill is acted on at once: the restarted container
+    is in startup grace and may be in cooldown, and waiting would let it be killed again."""
     g = int(ws.row_group[r])
     if g < 0 or r in ws.reverted or ws.row_node[r] < 0:
         return False
@@ -62,8 +66,8 @@ def _eligible(ws: Workspace, r: int, pod: PodState) -> bool:
         and pod.in_flight is None
         and pod.resize_state is ResizeState.NONE
         and ws.row_kind[r] != RowKind.GONE
-        and not in_cooldown(pod, gp, ws.now)
-        and not in_startup_grace(pod, gp, ws.now)
+        and (oom or not in_cooldown(pod, gp, ws.now))
+        and (oom or not in_startup_grace(pod, gp, ws.now))
     )
 
 
@@ -75,7 +79,7 @@ def grow_for_pressure(ws: Workspace) -> None:
     for r in range(ws.n_pods):
         pod = ws.snapshot.pods[r]
         p = pressure.get(pod.name)
-        if p is None or not _eligible(ws, r, pod):
+        if p is None or not _eligible(ws, r, pod, oom=_fresh_oom(pod, p)):
             continue
         mp = ws.group_policy[int(ws.row_group[r])].memory_pressure
         current = int(ws.req[r, RM] + ws.grown[r, RM])  # includes growth this plan already decided

@@ -198,6 +198,7 @@ async def test_revert_of_a_downsize_gives_the_raylet_its_capacity_back() -> None
                               Reason.RESIZE_ERROR, "kubelet error"),))
     await ex.execute(snap(p), plan, 0.0)
     assert api.calls[0][0] == "resize" and api.calls[1][1]["metadata"]["annotations"][ann.IN_FLIGHT] is None
+    assert api.calls[1][1]["metadata"]["annotations"][ann.LAST_RESIZE] == "0.000"  # cooldown after a revert
     assert raylets.calls == [("resize", Resources.of(cpu=4000, memory=8 * GI))]
 
 

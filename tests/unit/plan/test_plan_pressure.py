@@ -77,3 +77,16 @@ def test_growth_is_capped_by_policy_max_and_node_room() -> None:
     full = dataclasses.replace(snap, nodes=(dataclasses.replace(snap.nodes[0], allocatable=res(8, 1.5)),))
     (grow,) = run_plan(full).actions
     assert grow.requests["memory"] == int(1.5 * GI)
+
+
+def test_oom_kill_is_acted_on_during_startup_grace_and_cooldown() -> None:
+    """The OOM-killed container just restarted (startup grace) and may have been resized recently."""
+    snap = pressured(1000, oom_kills=1, last_oom_at=9_990.0)
+    restarted = dataclasses.replace(snap.pods[0], started_at=9_995.0, last_resized_at=9_950.0)
+    snap = dataclasses.replace(snap, pods=(restarted,))
+    (grow,) = run_plan(snap).actions
+    assert grow.reason.value == "OOMKilled" and grow.requests["memory"] == 1200 * MI
+    # sustained pressure (not an OOM) in the same situation waits for the grace period
+    calm = pressured(1000, psi_some_avg10=50.0, consecutive_windows=5)
+    calm = dataclasses.replace(calm, pods=(dataclasses.replace(calm.pods[0], started_at=9_995.0),))
+    assert run_plan(calm).actions == ()
