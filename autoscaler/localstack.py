@@ -27,6 +27,8 @@ from autoscaler.daemon import Daemon, DaemonSettings
 from autoscaler.kubeclient import KubeSettings
 from autoscaler.leader import LeaseSettings
 from autoscaler.metrics import Metrics
+from autoscaler.model import RayNodeState
+from autoscaler.observe.ray_gcs import GcsConnection, RayGcsReader
 from autoscaler.sim.apiserver import SimApiServer
 from autoscaler.sim.clock import RealClock
 from autoscaler.sim.cluster import SimCluster
@@ -111,6 +113,8 @@ class LocalStack:
         self.server = SimApiServer(self.store, rbac=self.rbac, faults=faults)
         self.daemons: list[Daemon] = []
         self._drivers: list[asyncio.subprocess.Process] = []
+        self._conn: GcsConnection | None = None
+        self._reader: RayGcsReader | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -127,6 +131,8 @@ class LocalStack:
                 with contextlib.suppress(ProcessLookupError):
                     p.kill()
                 await p.wait()
+        if self._conn is not None:
+            await self._conn.close()
         await self.server.stop()
         await self.cluster.stop()
 
@@ -226,6 +232,24 @@ class LocalStack:
         )
         self._drivers.append(proc)
         return proc
+
+    async def ray_nodes(self) -> list[RayNodeState]:
+        """Live raylets as the GCS reports them (the head included)."""
+        if self._reader is None:
+            self._conn = GcsConnection(self.gcs_address)
+            self._reader = RayGcsReader(self._conn, check_truncation=False)
+        state = await self._reader.read()
+        return [n for n in state.nodes if n.status != "DEAD"]
+
+    async def wait_raylets(self, cluster: str, timeout: float = 60.0) -> bool:
+        """Until every running worker pod of ``cluster`` has a registered raylet."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pods = {p["metadata"]["name"] for p in self.workers(cluster) if p["status"].get("phase") == "Running"}
+            if pods and pods <= {n.instance_id for n in await self.ray_nodes()}:
+                return True
+            await asyncio.sleep(0.25)
+        return False
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
         deadline = time.monotonic() + timeout

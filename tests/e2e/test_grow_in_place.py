@@ -17,6 +17,7 @@ async def test_pending_task_is_served_by_growing_the_pod_in_place(stack: LocalSt
     assert await stack.wait_for(lambda: len(stack.workers("rc")) == 1
                                 and stack.workers("rc")[0]["status"]["phase"] == "Running", 30)
     pod_name = stack.workers("rc")[0]["metadata"]["name"]
+    assert await stack.wait_raylets("rc")
     daemon = await stack.start_daemon()
 
     results = await run_tasks(stack, cpus=3, timeout=90)  # 3 CPUs: only a grown pod can run it
