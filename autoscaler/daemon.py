@@ -456,6 +456,23 @@ class Daemon:
         if self.api is not None:
             await self.api.close()
 
+    async def abort(self) -> None:
+        """Stop at once, as SIGKILL would: no write is finished, the lease is not released.
+        In-flight resizes stay recorded on their pods for the next daemon (failover drills, tests)."""
+        self.stopping = True
+        tasks = [t for _, t, _ in self.workers.values()] + self._tasks
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for _, _, conn in self.workers.values():
+            if conn is not None:
+                await conn.close()
+        self.workers.clear()
+        if getattr(self, "_runner", None) is not None:
+            await self._runner.cleanup()
+        if self.api is not None:
+            await self.api.close()
+
     def may_act(self) -> bool:
         if self.stopping:
             return False
