@@ -180,8 +180,10 @@ def _node_ip(node: str) -> str:
 
 
 def _pod_ip(uid: str) -> str:
+    """A loopback address (127.0.0.0/8 all routes to ``lo``): whatever scrapes a simulated pod —
+    the daemon's pressure scraper, Prometheus — stays on this machine."""
     h = _crc(uid) % 16_000_000
-    return f"10.{(h >> 16) % 128 + 1}.{(h >> 8) & 255}.{h & 255}"
+    return f"127.{(h >> 16) % 254 + 1}.{(h >> 8) & 255}.{(h & 255) or 1}"
 
 
 def condition_time(status: dict[str, Any], ctype: str) -> float | None:
