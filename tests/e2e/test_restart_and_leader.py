@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from autoscaler import annotations as ann
@@ -45,7 +47,11 @@ async def test_daemon_killed_mid_resize_is_resumed_without_doubling(stack: Local
     assert {e["reportingInstance"] for e in stack.events("GrowPod")} == {"first"}
     completed = [e for e in stack.events("ResizeCompleted") if e.get("reportingComponent") == "rva"]
     assert len(completed) == 1 and completed[0]["reportingInstance"] == "second"
-    raylet = next(n for n in await stack.ray_nodes() if n.instance_id == name)
+    for _ in range(40):  # the GCS shows a raylet's new total up to ~1 s after the resize RPC
+        raylet = next(n for n in await stack.ray_nodes() if n.instance_id == name)
+        if raylet.total.get(CPU) == pod_state(pod).limits.get(CPU):
+            break
+        await asyncio.sleep(0.1)
     assert raylet.total.get(CPU) == pod_state(pod).limits.get(CPU)  # raylet grown once, to the pod's size
     assert len(stack.workers("rc")) == 1
 
