@@ -99,12 +99,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--builtin", metavar="NAME", help="a built-in scenario (see --list)")
     src.add_argument("--all-builtin", action="store_true", help="every built-in scenario")
     src.add_argument("--list", action="store_true", help="list the built-in scenarios")
+    src.add_argument("--cluster", metavar="NS/NAME", help="plan once against a live RayCluster (never acts)")
+    parser.add_argument("--server", help="--cluster: API server URL (default: in-cluster, else kubeconfig)")
+    parser.add_argument("--token-file", help="--cluster: bearer token file for --server")
+    parser.add_argument("--kubeconfig", help="--cluster: kubeconfig path")
+    parser.add_argument("--gcs-timeout", type=float, default=10.0, help="--cluster: seconds to wait for the GCS")
     parser.add_argument("--policy", metavar="FILE", help="policy ConfigMap or bare policy YAML (overrides)")
     parser.add_argument("--now", type=float, metavar="T", help="planning time, epoch seconds")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.cluster:
+        from autoscaler.explain_live import explain_cluster
+
+        return explain_cluster(args)
     if args.list:
         for name in builtin_names():
             print(name)
