@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 #: ``rva bench <name>`` → (module, one-line help)
 BENCHES: dict[str, tuple[str, str]] = {
+    "reaction": ("autoscaler.bench.reaction", "rva's reaction latency (real Ray, simulated cluster) and footprint"),
     "ray-read": ("autoscaler.bench.ray_read",
                  "GCS demand read + parse latency on a real local Ray (10k tasks, 50/500 shapes)"),
     "planner": ("autoscaler.bench.planner_bench", "time rva's planner against Ray's v2 scheduler"),

@@ -171,7 +171,7 @@ class LocalStack:
 
     def put_policy(self, text: str, name: str = "rva-policy") -> None:
         """Create or replace the policy ConfigMap (label ``rva.ray.io/policy=true``)."""
-        body = {"apiVersion": "v1", "kind": "ConfigMap",
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": name, "namespace": NAMESPACE, "labels": {ann.POLICY_LABEL: "true"}},
                 "data": {"policy.yaml": text}}
         try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +73,7 @@ class RequestRecord:
     resource: str
     namespace: str
     code: int
+    at: float = 0.0  # arrival (epoch seconds)
 
 
 def _truthy(v: str | None) -> bool:
@@ -178,6 +180,7 @@ class SimApiServer:
         }.get(method, method.lower())
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        arrived = time.time()
         path = request.path
         parts = [p for p in path.split("/") if p]
         parsed = self._parse(parts)
@@ -195,7 +198,7 @@ class SimApiServer:
                 if fault is not None and not (verb == "watch" and fault.kind in ("drop_watch", "gone")):
                     early = await self._apply_fault(fault)
                     if early is not None:
-                        self._record(request, verb, resource, ns, early.status)
+                        self._record(request, verb, resource, ns, early.status, arrived)
                         return early
                     fault = None
                 resp = await self._resource(request, verb, target, fault)
@@ -206,11 +209,13 @@ class SimApiServer:
         except (ValueError, TypeError, AttributeError, KeyError) as e:  # a malformed request the sim did not foresee
             log.exception("simulated apiserver failed on %s %s", request.method, path)
             resp = _status_response(ApiError(500, "InternalError", f"Internal error occurred: {e!r}", {}))
-        self._record(request, verb, resource, ns, resp.status)
+        self._record(request, verb, resource, ns, resp.status, arrived)
         return resp
 
-    def _record(self, request: web.BaseRequest, verb: str, resource: str, ns: str, code: int) -> None:
-        self.requests.append(RequestRecord(request.method, request.path, verb, resource, ns, code))
+    def _record(
+        self, request: web.BaseRequest, verb: str, resource: str, ns: str, code: int, arrived: float
+    ) -> None:
+        self.requests.append(RequestRecord(request.method, request.path, verb, resource, ns, code, arrived))
 
     def _authorize(self, request: web.BaseRequest, verb: str, target: _Target | None, path: str = "") -> None:
         if self.rbac is None:
