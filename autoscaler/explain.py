@@ -110,7 +110,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.cluster:
+    if getattr(args, "cluster", None):
         from autoscaler.explain_live import explain_cluster
 
         return explain_cluster(args)

@@ -182,7 +182,9 @@ class LocalStack:
         body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
         self.store.update("configmaps", body)
 
-    def workers(self, cluster: str, group: str | None = None, *, include_deleting: bool = False) -> list[dict[str, Any]]:
+    def workers(
+        self, cluster: str, group: str | None = None, *, include_deleting: bool = False
+    ) -> list[dict[str, Any]]:
         pods = [p for p in self.cluster.pods(cluster, group, NAMESPACE)
                 if (p["metadata"].get("labels") or {}).get("ray.io/node-type") == "worker"]
         return [p for p in pods if include_deleting or not p["metadata"].get("deletionTimestamp")]
@@ -194,7 +196,9 @@ class LocalStack:
     # -- the daemon ------------------------------------------------------------------------------
     def daemon_settings(self, **over: Any) -> DaemonSettings:
         base = DaemonSettings(
-            kube=KubeSettings(server=self.server.url, token=TOKEN if self.rbac is not None else None, qps=50, burst=100),
+            kube=KubeSettings(
+                server=self.server.url, token=TOKEN if self.rbac is not None else None, qps=50, burst=100
+            ),
             namespaces=(NAMESPACE,),
             own_namespace=NAMESPACE,
             leader_election=False,

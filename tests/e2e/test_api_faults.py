@@ -41,7 +41,7 @@ async def test_faults_neither_lose_nor_double_actions(stack: LocalStack) -> None
                                                  "TASK_TIMEOUT": "120", "TASK_OPTIONS": json.dumps(
         {"label_selector": {"ray.io/node-group": "scale"}})})
     for proc in (grow, scale):
-        out, err = await asyncio.wait_for(proc.communicate(), 150)
+        _out, err = await asyncio.wait_for(proc.communicate(), 150)
         assert proc.returncode == 0, err.decode()[-2000:]
 
     kinds = {f.kind for f in stack.faults.log} if stack.faults else set()

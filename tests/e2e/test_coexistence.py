@@ -28,7 +28,9 @@ async def test_in_tree_autoscaler_and_ray_ippr_are_refused_with_an_event(stack: 
     assert daemon.metrics.refused.labels("InTreeAutoscaler")._value.get() == 1
     assert daemon.metrics.refused.labels("RayIPPR")._value.get() == 1
     # nothing was written to the refused clusters or their pods
-    writes = [r for r in stack.server.requests if r.method in ("PATCH", "PUT") and ("intree" in r.path or "ippr" in r.path)]
+    writes = [
+        r for r in stack.server.requests if r.method in ("PATCH", "PUT") and ("intree" in r.path or "ippr" in r.path)
+    ]
     assert writes == []
 
     # the user turns the in-tree autoscaler off: rva takes the cluster over

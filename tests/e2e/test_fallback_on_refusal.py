@@ -77,7 +77,7 @@ async def test_deferred_resize_times_out_then_reverts_and_scales_out(stack: Loca
         "spec": {"nodeSelector": {"kubernetes.io/hostname": node}, "containers": [
             {"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "1500m", "memory": "1Gi"}}}]},
     })
-    out, err = await proc.communicate()
+    _out, err = await proc.communicate()
     assert proc.returncode == 0, err.decode()[-2000:]
 
     reasons = _reasons(stack)

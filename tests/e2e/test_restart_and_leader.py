@@ -37,7 +37,7 @@ async def test_daemon_killed_mid_resize_is_resumed_without_doubling(stack: Local
     assert _resize_patches(stack) == 1
     await stack.start_daemon(identity="second")
 
-    out, err = await driver.communicate()
+    _out, err = await driver.communicate()
     assert driver.returncode == 0, err.decode()[-2000:]
     pod = stack.store.get("pods", "default", name)
     assert ann.IN_FLIGHT not in (pod["metadata"].get("annotations") or {})  # finished by the second daemon
@@ -69,7 +69,7 @@ async def test_only_the_leader_acts_and_a_standby_takes_over(stack: LocalStack) 
     assert lease["spec"]["holderIdentity"] == "a"
 
     driver = await stack.driver(TASK_DRIVER, env={"TASK_CPUS": "2", "TASK_TIMEOUT": "90"})
-    out, err = await driver.communicate()
+    _out, err = await driver.communicate()
     assert driver.returncode == 0, err.decode()[-2000:]
     assert {e["reportingInstance"] for e in stack.events() if e.get("reportingComponent") == "rva"} == {"a"}
     assert b.worker("default", "rc") is not None and not b.may_act()  # b watches and plans, but never writes
@@ -80,7 +80,7 @@ async def test_only_the_leader_acts_and_a_standby_takes_over(stack: LocalStack) 
     lease = stack.store.get("leases", "default", "rva-leader")
     assert lease["spec"]["holderIdentity"] == "b" and lease["spec"]["leaseTransitions"] >= 1
     driver = await stack.driver(TASK_DRIVER, env={"TASK_CPUS": "4", "TASK_TIMEOUT": "90"})
-    out, err = await driver.communicate()
+    _out, err = await driver.communicate()
     assert driver.returncode == 0, err.decode()[-2000:]
     assert "b" in {e["reportingInstance"] for e in stack.events("GrowPod")}
 

@@ -66,7 +66,7 @@ async def test_idle_pod_shrinks_then_is_removed_but_busy_pod_stays(stack: LocalS
     # the busy pod was never removed (its raylet kept running the long task)
     assert not any(busy in e["message"] for e in stack.events("RemovePod"))
     assert [p["metadata"]["name"] for p in stack.workers("rc", "busy")] == [busy]
-    out, err = await asyncio.wait_for(long_task.communicate(), 120)
+    _out, err = await asyncio.wait_for(long_task.communicate(), 120)
     assert long_task.returncode == 0, err.decode()[-2000:]
 
     # least privilege, both ways: nothing was refused, and nothing granted went unused
