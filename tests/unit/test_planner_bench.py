@@ -1,0 +1,61 @@
+"""``rva bench planner`` plumbing: rows, goals and output, with a stand-in planner and no Ray runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import pytest
+
+from autoscaler.actions import Plan, Reason, ScaleOut
+from autoscaler.bench import planner_bench
+from autoscaler.model import Snapshot
+from autoscaler.policy import Policy
+
+
+def args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    planner_bench.configure(parser)
+    return parser.parse_args(list(argv))
+
+
+def one_pod_plan(snapshot: Snapshot, policy: Policy, now: float) -> Plan:
+    g = snapshot.groups[0]
+    return Plan(actions=(ScaleOut(g.name, 1, g.replicas + 1, Reason.DEMAND_NEEDS_NEW_PODS, "test"),))
+
+
+def test_json_rows_have_the_issue_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    code = planner_bench.main(args("--json", "--no-ray", "--sizes", "20x40", "--repeats", "2"), plan=one_pod_plan)
+    assert code == 0
+    [row] = json.loads(capsys.readouterr().out)
+    for key in ("pods", "shapes", "rva_ms_median", "ray_v2_ms_median", "ray_v2_timed_out", "ratio"):
+        assert key in row
+    assert (row["pods"], row["shapes"], row["rva_runs"]) == (20, 40, 2)
+    assert row["rva_new_pods"] == 1 and row["rva_served"] == row["demand_units"]
+    assert row["rva_deterministic"] is True
+
+
+def test_judge_marks_goals_and_lower_bounds() -> None:
+    rows: list[dict[str, Any]] = [
+        {"pods": 100, "rva_ms_median": 4.0, "ray_v2_ratio": 150.0, "rva_new_pods": 3, "ray_v2_new_pods": 5},
+        {"pods": 1_000, "rva_ms_median": 80.0, "rva_new_pods": 9, "ray_v2_new_pods": None},
+        {"pods": 10_000, "rva_ms_median": 500.0, "rva_new_pods": 9},
+    ]
+    planner_bench.judge(rows)
+    assert rows[0]["goals"] == {
+        "median_le_5ms": True,
+        "ratio_ge_100x": True,
+        "new_pods_le_ray_v2": True,
+        "new_pods_le_ray_ippr": None,
+    }
+    assert rows[1]["goals"]["median_le_50ms"] is False
+    assert rows[1]["goals"]["near_linear"] is False  # 20x for 10x the pods
+    assert rows[2]["goals"]["near_linear"] is True
+    assert rows[1]["goals"]["new_pods_le_ray_v2"] is None  # Ray timed out: unknown
+
+
+def test_sizes_are_parsed_or_rejected() -> None:
+    assert planner_bench.parse_sizes(["100x200", "1000X2000"]) == [(100, 200), (1000, 2000)]
+    with pytest.raises(SystemExit):
+        planner_bench.parse_sizes(["100"])
