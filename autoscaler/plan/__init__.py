@@ -11,6 +11,7 @@ plan stable: once it is carried out, planning again for the same demand finds no
 from __future__ import annotations
 
 import dataclasses
+import gc
 
 from autoscaler.actions import Action, GrowPod, Plan, Reason, ScaleOut
 from autoscaler.model import Snapshot
@@ -77,9 +78,20 @@ def _settle(first: Plan, later: Plan) -> Plan:
 
 def plan(snapshot: Snapshot, policy: Policy | None, now: float) -> Plan:
     """Decide what to grow, shrink, scale out and remove for one RayCluster at time ``now``."""
+    paused = gc.isenabled()
+    if paused:  # a plan allocates many short-lived objects: collecting mid-plan only costs time
+        gc.disable()
+    try:
+        return _plan(snapshot, policy, now)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _plan(snapshot: Snapshot, policy: Policy | None, now: float) -> Plan:
     policy = policy if policy is not None else Policy.default()
     if policy.dry_run:  # plan as if acting, then move every action aside
-        live = plan(snapshot, policy.model_copy(update={"dry_run": False}), now)
+        live = _plan(snapshot, policy.model_copy(update={"dry_run": False}), now)
         if not live.actions:
             return live
         note = f"{Reason.DRY_RUN.value}: {len(live.actions)} actions decided, none carried out (policy dryRun)"

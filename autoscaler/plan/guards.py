@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from autoscaler.model import CPU, MEMORY, PodState, QoSClass, Resources
 from autoscaler.policy import GroupPolicy
 
@@ -28,10 +30,22 @@ class Budget:
     per_cluster: int
     on_node: dict[int, int] = field(default_factory=dict)
     total: int = 0
+    #: (N,) ``on_node`` as an array when the planner knows the nodes, so a pass can ask "which of
+    #: these rows' nodes are full?" in one numpy call instead of one dict lookup per row
+    counts: np.ndarray | None = None
 
     def count_existing(self, node: int) -> None:
         self.on_node[node] = self.on_node.get(node, 0) + 1
         self.total += 1
+        if self.counts is not None and node >= 0:
+            self.counts[node] += 1
+
+    def full(self, nodes: np.ndarray) -> np.ndarray:
+        """(len(nodes),) bool: no resize may start on each node (``can_take`` is False); needs ``counts``."""
+        if self.total >= self.per_cluster:
+            return np.ones(nodes.shape[0], dtype=bool)
+        assert self.counts is not None
+        return self.counts.take(nodes) >= self.per_node
 
     def can_take(self, node: int) -> bool:
         return self.total < self.per_cluster and self.on_node.get(node, 0) < self.per_node
@@ -43,7 +57,8 @@ class Budget:
         return True
 
     def copy(self) -> Budget:
-        return Budget(self.per_node, self.per_cluster, dict(self.on_node), self.total)
+        counts = None if self.counts is None else self.counts.copy()
+        return Budget(self.per_node, self.per_cluster, dict(self.on_node), self.total, counts)
 
 
 def in_cooldown(pod: PodState, gp: GroupPolicy, now: float) -> bool:

@@ -68,7 +68,7 @@ def new_pods_for(
         if ws.stocked_out(g):
             blocked.add(Reason.STOCKED_OUT)
             continue
-        per_pod = int(fit_counts(ws.group_ray[g][None, :], item.shape, item.nz)[0])
+        per_pod = _per_pod(ws, g, item)
         if per_pod <= 0:
             continue
         room = ws.max_replicas(g) - ws.replicas_now(g)
@@ -82,9 +82,8 @@ def new_pods_for(
         entry = ws.new_pods.setdefault(g, _new_entry())
         entry.replicas += add
         entry.fallback |= rank > 0 or position > 0
-        mask = np.zeros(ws.n, dtype=bool)
-        mask[new] = True
-        r2, t2 = pack(ws, item, remaining, rows_mask=mask, exclude=exclude)
+        # the new rows are the group's last candidates, in row order: pack on them alone
+        r2, t2 = pack(ws, item, remaining, exclude=exclude, rows=new)
         placed = int(t2.sum())
         entry.served[item.key] = entry.served.get(item.key, 0) + placed
         ws.group_busy.add(g)
@@ -92,6 +91,14 @@ def new_pods_for(
         out_takes += t2.tolist()
         remaining -= placed
     return out_rows, out_takes, blocked
+
+
+def _per_pod(ws: Workspace, g: int, item: Pending) -> int:
+    """Bundles of ``item`` one new pod of group ``g`` holds (plain ints: one row, few keys)."""
+    if item.nz.size == 0:
+        return int(fit_counts(ws.group_ray[g][None, :], item.shape, item.nz)[0])
+    ray = ws.group_ray_list[g]
+    return min(ray[k] // v for k, v in item.need)
 
 
 def _largest_node(ws: Workspace, name: str) -> int:
@@ -135,7 +142,7 @@ def _blockers(ws: Workspace, item: Pending) -> set[Reason]:
     for _, g in candidates(ws, item):
         if not ws.group_policy[g].horizontal.enabled:
             continue
-        if int(fit_counts(ws.group_ray[g][None, :], item.shape, item.nz)[0]) <= 0:
+        if _per_pod(ws, g, item) <= 0:
             continue
         if ws.stocked_out(g):
             out.add(Reason.STOCKED_OUT)
@@ -194,6 +201,7 @@ def hold_constraints(ws: Workspace) -> None:
             totals[r] = ws.group_ray[ws.row_group[r]]
     totals[ws.n_pods : n0] = ws.group_ray[ws.row_group[ws.n_pods : n0]]
     ws.avail = totals
+    ws.maybe_negative |= bool((totals < 0).any())
     ws.forget_bounds()
     items = [pending_of(ws, c.shape, Demand(c.shape, c.count, c.selectors), c.count) for c in ws.snapshot.constraints]
     for item in items:

@@ -74,3 +74,4 @@ def handle_in_flight(ws: Workspace) -> None:
         ws.forbid_growth(r)
         # the growth counted as "on its way" will not come
         ws.avail[r] = np.maximum(ws.avail[r] - ws.vector(in_flight_growth(pod)), 0)
+        ws.capacity_grew()

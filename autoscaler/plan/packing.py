@@ -8,6 +8,7 @@ capacity on its way is what keeps a second planning loop from scaling out again 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -29,6 +30,11 @@ class Pending:
     new_pods: int = 0  # bundles served by pods this plan adds
     prefix: str = ""  # e.g. "placement group pg-1 bundle "
 
+    @cached_property
+    def need(self) -> list[tuple[int, int]]:
+        """(key index, amount) of the shape's non-zero keys, as plain ints."""
+        return [(k, self.shape_t[k]) for k in self.nz.tolist()]
+
     @property
     def text(self) -> str:
         return self.prefix + shape_text(self.demand.shape)
@@ -46,7 +52,7 @@ def pending_of(ws: Workspace, shape: Resources, demand: Demand, count: int) -> P
         shape=vec,
         nz=np.flatnonzero(vec),
         shape_t=tuple(vec.tolist()),
-        group_rank=ws.group_rank(demand.selector_chain(), vec),
+        group_rank=ws.rank_for(demand.selectors, vec),
         remaining=count,
     )
 
@@ -84,26 +90,88 @@ def pack(
     count: int,
     rows_mask: np.ndarray | None = None,
     exclude: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Place up to ``count`` bundles on rows' free capacity, in :meth:`Workspace.candidates` order
-    (live, then on its way, then new; best selector first within each).
+    (live, then on its way, then new; best selector first within each). ``rows``: only these
+    candidate rows, already in that order (e.g. the pods a scale-out just added).
     Returns (rows, bundles per row)."""
     empty = np.zeros(0, dtype=np.int64)
     if count <= 0 or not ws.may_fit(item.group_rank, item.shape, item.nz):
         return empty, empty
-    unmasked = rows_mask is None and exclude is None
+    unmasked = rows_mask is None and exclude is None and rows is None
     if unmasked and ws.known_to_fail(item.group_rank, item.shape_t, grow=False):
         return empty, empty
-    idx = ws.candidates(item.group_rank)
+    nz = item.nz
+    if rows is not None:
+        idx = rows
+    elif nz.size == 0:  # an empty shape fits anywhere
+        idx = ws.candidates(item.group_rank)
+    elif unmasked and not ws.maybe_negative:
+        return _pack_indexed(ws, item, count)
+    else:
+        idx = ws.candidates(item.group_rank)
     if rows_mask is not None:
         idx = idx[rows_mask[idx]]
     if exclude is not None:
         idx = idx[~padded(exclude, ws.n)[idx]]
     if idx.size == 0:
         return empty, empty
-    if item.nz.size == 0:  # an empty shape fits anywhere
+    if nz.size == 0:
         return idx[:1], np.array([count], dtype=np.int64)
-    # take() then a column slice is ~3× faster than 2-D fancy indexing
+    if ws.maybe_negative:
+        return _pack_general(ws, item, count, idx, unmasked)
+    # No negative capacity: a row holds a bundle iff every key is at least the shape's, and each
+    # such row holds ≥ 1, so the first ``count`` of them are all packing can use.
+    sub = ws.avail.take(idx, axis=0)
+    shape = item.shape_t
+    keys = nz.tolist()
+    ok = sub[:, keys[0]] >= shape[keys[0]]
+    for k in keys[1:]:
+        ok &= sub[:, k] >= shape[k]
+    has = ok.nonzero()[0][:count]
+    if has.size == 0:
+        return empty, empty
+    return _place(ws, item, count, idx[has].tolist(), sub[has].tolist(), keys)
+
+
+def _pack_indexed(ws: Workspace, item: Pending, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pack` on all of a chain's candidates, through its :class:`FitIndex`."""
+    keys = item.nz.tolist()
+    rows, caps = ws.fit_index(item.group_rank).first_fits(ws.avail, item.shape_t, keys, count)
+    if not rows:
+        ws.record_failure(item.group_rank, item.shape_t, grow=False)
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    return _place(ws, item, count, rows, caps, keys)
+
+
+def _place(
+    ws: Workspace, item: Pending, count: int, rows: list[int], caps: list[list[int]], keys: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Take bundles from ``rows`` (each holds ≥ 1; ``caps`` their free capacity) in order."""
+    shape = item.shape_t
+    out_rows, takes = [], []
+    left = count
+    for r, a in zip(rows, caps, strict=True):
+        c = min(left, min(a[k] // shape[k] for k in keys))
+        out_rows.append(r)
+        takes.append(c)
+        left -= c
+        if left == 0:
+            break
+    rows_a = np.array(out_rows, dtype=np.int64)
+    takes_a = np.array(takes, dtype=np.int64)
+    ws.avail[rows_a] -= takes_a[:, None] * item.shape
+    ws.mark_placed(rows_a)
+    return rows_a, takes_a
+
+
+def _pack_general(
+    ws: Workspace, item: Pending, count: int, idx: np.ndarray, unmasked: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pack` when some capacity may be negative (every row's count goes into the running sum)."""
+    empty = np.zeros(0, dtype=np.int64)
     cap = (ws.avail.take(idx, axis=0)[:, item.nz] // item.shape[item.nz]).min(axis=1)
     has = np.flatnonzero(cap)
     if has.size == 0:

@@ -16,7 +16,7 @@ import math
 from autoscaler.actions import Reason
 from autoscaler.model import MEMORY, PodState, Pressure, QoSClass, ResizeState
 from autoscaler.plan.guards import in_cooldown, in_startup_grace
-from autoscaler.plan.workspace import RM, Growth, RowKind, Workspace, fmt_bytes
+from autoscaler.plan.workspace import RM, RowKind, Workspace, fmt_bytes
 from autoscaler.policy import MemoryPressure
 
 
@@ -111,10 +111,12 @@ def grow_for_pressure(ws: Workspace) -> None:
             if not ws.budget.take(node):
                 ws.notes.append(f"{pod.name}: {reason.value} deferred (resize concurrency cap reached)")
                 continue
-            ws.growth[r] = Growth()
+            ws.start_growth(r)
         if target < want:
             why += f"; capped at {fmt_bytes(target)} (policy max or node room)"
         ws.growth[r].reasons.append((reason, why))
         ws.grown[r, RM] += target - current
         ws.avail[r, km] += target - current
+        ws.capacity_grew()
         ws.node_free[node, km] -= target - current
+        ws.node_changed(node)

@@ -16,6 +16,7 @@ import numpy as np
 
 from autoscaler.actions import Action, Reason, Unserved
 from autoscaler.model import (
+    ANY_NODE,
     CPU,
     GPU,
     MEMORY,
@@ -29,6 +30,7 @@ from autoscaler.model import (
     Resources,
     Snapshot,
 )
+from autoscaler.plan.fitindex import FitIndex
 from autoscaler.plan.guards import Budget, in_cooldown
 from autoscaler.policy import GroupPolicy, Policy
 
@@ -76,6 +78,7 @@ class Workspace:
     group_policy: list[GroupPolicy]
     group_ray: np.ndarray  # (G, K) Ray resources of a new pod
     group_has_gpu: np.ndarray  # (G,) bool
+    group_ray_list: list[list[int]]  # group_ray as plain ints (one group at a time is cheaper so)
     # rows ------------------------------------------------------------------------------------
     n: int
     n_pods: int  # rows [0, n_pods) are snapshot.pods in order
@@ -88,6 +91,7 @@ class Workspace:
     grow_max: np.ndarray  # (cap, 2) largest cpu/memory request allowed (policy max, key present)
     grown: np.ndarray  # (cap, 2) growth this plan decided (demand, sizing, pressure)
     placed: np.ndarray  # (cap,) bool: demand placed on this row by this plan
+    growing: np.ndarray  # (cap,) bool: row has a ``growth`` entry (mirror, for vectorised checks)
     # nodes -------------------------------------------------------------------------------------
     node_index: dict[str, int]
     node_free: np.ndarray  # (N, K) Kubernetes room left
@@ -102,17 +106,30 @@ class Workspace:
     notes: list[str] = field(default_factory=list)
     group_busy: set[int] = field(default_factory=set)
     stuck_groups: set[int] = field(default_factory=set)  # groups with a pod stuck past stockoutTime
+    _rank_by_id: dict[tuple[int, bool], tuple[tuple[LabelSelector, ...], np.ndarray]] = field(default_factory=dict)
     _rank_cache: dict[tuple[tuple[LabelSelector, ...], bool], np.ndarray] = field(default_factory=dict)
     group_order_cache: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     potential: np.ndarray | None = None  # (G, K) see horizontal.group_potential
     #: (G, K) upper bounds of one row's free / growable capacity per group (quick rejects)
     _free_bound: np.ndarray | None = None
     _grow_bound: np.ndarray | None = None
+    _bound_lists: dict[bool, list[list[int]]] = field(default_factory=dict)  # the bounds as lists, by grow?
+    _matching_list: dict[int, list[int]] = field(default_factory=dict)  # id(group rank) → matching groups
     #: (id(group rank), grow?) → minimal shapes known not to fit (anything at least as big fails too)
     _failed: dict[tuple[int, bool], list[tuple[int, ...]]] = field(default_factory=dict)
-    _matching: dict[int, np.ndarray] = field(default_factory=dict)  # id(group rank) → matching groups
     #: id(group rank array) → (n when computed, row ranks, usable candidates sorted, growable candidates)
     _rows_cache: dict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    _fit_index: dict[int, FitIndex] = field(default_factory=dict)  # id(group rank) → its index
+    #: id(group rank) → free + growable capacity of its growable candidates at the last miss
+    grow_index: dict[int, FitIndex] = field(default_factory=dict)
+    #: some row may have negative free capacity (Ray can report that): packing takes its general path
+    maybe_negative: bool = False
+    #: bumped whenever some row's free capacity grows (so pruned candidate lists go stale)
+    epoch: int = 0
+    #: (cap, 2) cpu/memory each row may still grow by, see :meth:`room`; None: recompute all
+    _room: np.ndarray | None = None
+    _room_stale: set[int] = field(default_factory=set)  # nodes whose rows' room is out of date
+    _node_rows: dict[int, list[int]] | None = None  # node → pod rows on it
 
     # ------------------------------------------------------------------------------------------
     def vector(self, res: Resources) -> np.ndarray:
@@ -145,6 +162,17 @@ class Workspace:
         self._rank_cache[key] = rank
         return rank
 
+    def rank_for(self, selectors: tuple[LabelSelector, ...], shape: np.ndarray) -> np.ndarray:
+        """:meth:`group_rank` for a demand's ``selectors`` (primary + fallbacks), cached by the
+        tuple's identity: hashing a selector chain costs more than the lookup saves otherwise.
+        The tuple is kept in the cache, so its id stays unique for the workspace's lifetime."""
+        cpu_only = bool(shape[self.kidx[GPU]] == 0)
+        hit = self._rank_by_id.get((id(selectors), cpu_only))
+        if hit is None:
+            rank = self.group_rank(selectors or (ANY_NODE,), shape)
+            hit = self._rank_by_id[(id(selectors), cpu_only)] = (selectors, rank)
+        return hit[1]
+
     def row_rank(self, group_rank: np.ndarray) -> np.ndarray:
         """(n,) rank of each row's group."""
         return self._rows_for(group_rank)[1]
@@ -155,6 +183,54 @@ class Workspace:
         Live first is what Ray does (a task runs now on any node one of its selectors allows), and
         it keeps the plan stable: capacity a scale-out adds is used for what did not fit now."""
         return self._rows_for(group_rank)[2]
+
+    def fit_index(self, group_rank: np.ndarray) -> FitIndex:
+        """The chain's :class:`FitIndex` over :meth:`candidates`, rebuilt when rows were added or
+        some capacity grew since it was built."""
+        hit = self._fit_index.get(id(group_rank))
+        if hit is not None and hit.n == self.n and hit.epoch == self.epoch:
+            return hit
+        idx = self.candidates(group_rank)
+        if hit is not None and hit.epoch == self.epoch:
+            out = hit.extended(self.avail, idx, self.n)  # only rows were added: keep the blocks before them
+        else:
+            out = FitIndex.build(self.avail, idx, self.n, self.epoch)
+        self._fit_index[id(group_rank)] = out
+        return out
+
+    def room(self) -> np.ndarray:
+        """(cap, 2) cpu/memory each row may still grow by: ``min(policy max − request − grown,
+        node room)``, at least 0 (meaningless for rows that cannot grow). Kept up to date per
+        node: growth changes one node's room, so only the rows on that node are recomputed."""
+        if self._room is None:
+            self._room = np.zeros((self.avail.shape[0], 2), dtype=np.int64)
+            rows = np.arange(self.n_pods)
+            self._room[rows] = self._room_of(rows)
+            self._room_stale.clear()
+        elif self._room_stale:
+            if self._node_rows is None:
+                self._node_rows = {}
+                for r, node in enumerate(self.row_node[: self.n_pods].tolist()):
+                    self._node_rows.setdefault(node, []).append(r)
+            stale = [r for node in sorted(self._room_stale) for r in self._node_rows.get(node, ())]
+            self._room_stale.clear()
+            if stale:
+                rows = np.array(stale, dtype=np.int64)
+                self._room[rows] = self._room_of(rows)
+        return self._room
+
+    def _room_of(self, rows: np.ndarray) -> np.ndarray:
+        cols = [self.kidx[CPU], self.kidx[MEMORY]]
+        by_policy = self.grow_max.take(rows, axis=0) - self.req.take(rows, axis=0) - self.grown.take(rows, axis=0)
+        by_node = self.node_free.take(self.row_node.take(rows), axis=0)[:, cols]
+        return np.maximum(np.minimum(by_policy, by_node), 0)
+
+    def node_changed(self, node: int) -> None:
+        """A node's room or a pod's growth on it changed: its rows' :meth:`room` is stale."""
+        self._room_stale.add(node)
+
+    def capacity_grew(self) -> None:
+        self.epoch += 1
 
     def growable_candidates(self, group_rank: np.ndarray) -> np.ndarray:
         """Growable rows a chain matches, best selector first, then row order."""
@@ -191,8 +267,16 @@ class Workspace:
         rank = np.concatenate([old_rank, rank_new])
         keep = new[(rank_new < NO_MATCH) & (self.row_kind[old_n : self.n] != RowKind.GONE)]
         if keep.size:
-            idx = np.concatenate([idx, keep])
-            idx = idx[np.lexsort((idx, rank[idx], self.row_kind[idx]))]
+            # only new-pod rows were added and those sort last: re-sort just that tail
+            last = idx[-1] if idx.size else -1
+            if last >= 0 and self.row_kind[last] == RowKind.NEW and rank[keep].min() >= rank[last] \
+                    and (rank[keep][1:] >= rank[keep][:-1]).all():
+                idx = np.concatenate([idx, keep])  # they sort after every row there (common: one rank)
+            else:
+                start = int(np.searchsorted(self.row_kind.take(idx), RowKind.NEW))
+                tail = np.concatenate([idx[start:], keep])
+                tail = tail[np.lexsort((tail, rank[tail]))]
+                idx = np.concatenate([idx[:start], tail])
         out = (self.n, rank, idx, grow)
         self._rows_cache[id(group_rank)] = out
         return out
@@ -206,16 +290,26 @@ class Workspace:
     def may_fit(self, item_rank: np.ndarray, shape: np.ndarray, nz: np.ndarray, grow: bool = False) -> bool:
         """False when no row of a matching group can hold one bundle, free (or grown). Cheap: the
         bounds are per group and stay valid while capacity only shrinks; anything that adds
-        capacity updates or drops them."""
+        capacity updates or drops them. Plain lists: G × K is tiny, numpy calls would cost more."""
         if nz.size == 0:
             return True
-        groups = self._matching.get(id(item_rank))
+        groups = self._matching_list.get(id(item_rank))
         if groups is None:
-            groups = self._matching[id(item_rank)] = np.flatnonzero(item_rank < NO_MATCH)
-        if groups.size == 0:
+            groups = self._matching_list[id(item_rank)] = np.flatnonzero(item_rank < NO_MATCH).tolist()
+        if not groups:
             return False
-        bound = self.grow_bound() if grow else self.free_bound()
-        return bool((bound.take(groups, axis=0)[:, nz] >= shape[nz]).all(axis=1).any())
+        bounds = self._bound_lists.get(grow)
+        if bounds is None:
+            bounds = self._bound_lists[grow] = (self.grow_bound() if grow else self.free_bound()).tolist()
+        need = [(k, v) for k, v in zip(nz.tolist(), shape[nz].tolist(), strict=True)]
+        for g in groups:
+            row = bounds[g]
+            for k, v in need:
+                if row[k] < v:
+                    break
+            else:
+                return True
+        return False
 
     def known_to_fail(self, group_rank: np.ndarray, shape: tuple[int, ...], grow: bool) -> bool:
         """A shape at least as big as one that already did not fit (capacity has only shrunk since)."""
@@ -252,19 +346,28 @@ class Workspace:
 
     def capacity_added(self, row: int) -> None:
         """A row gained free capacity (sizing headroom): keep the free bound an upper bound."""
+        self.capacity_grew()
         self._forget_free_failures()
         if self._free_bound is not None and self.row_group[row] >= 0:
             g = self.row_group[row]
             self._free_bound[g] = np.maximum(self._free_bound[g], self.avail[row])
+            self._bound_lists.pop(False, None)
 
     def forget_bounds(self) -> None:
+        self.capacity_grew()
         self._free_bound = None
         self._grow_bound = None
+        self._bound_lists.clear()
         self._failed.clear()
 
     def forbid_growth(self, row: int) -> None:
         self.growable[row] = False
         self._rows_cache.clear()
+
+    def start_growth(self, row: int) -> Growth:
+        entry = self.growth[row] = Growth()
+        self.growing[row] = True
+        return entry
 
     def usable(self) -> np.ndarray:
         return self.row_kind[: self.n] != RowKind.GONE
@@ -283,6 +386,7 @@ class Workspace:
         self.n = need
         if self._free_bound is not None:
             self._free_bound[group] = np.maximum(self._free_bound[group], self.group_ray[group])
+            self._bound_lists.pop(False, None)
         self._forget_free_failures()
         return rows
 
@@ -301,13 +405,16 @@ class Workspace:
         self.grow_max = grow(self.grow_max, 0)
         self.grown = grow(self.grown, 0)
         self.placed = grow(self.placed, False)
+        self.growing = grow(self.growing, False)
+        if self._room is not None:
+            self._room = grow(self._room, 0)
 
     # transactions (gangs are all-or-nothing) ---------------------------------------------------
     def checkpoint(self) -> tuple[object, ...]:
         return (
             self.n, self.avail.copy(), self.row_group.copy(), self.row_node.copy(), self.row_kind.copy(),
             self.growable.copy(), self.req.copy(), self.grow_max.copy(), self.grown.copy(),
-            self.placed.copy(), self.node_free.copy(), self.budget.copy(),
+            self.placed.copy(), self.growing.copy(), self.node_free.copy(), self.budget.copy(),
             {k: Growth(dict(v.served), list(v.reasons)) for k, v in self.growth.items()},
             {k: NewPods(v.replicas, v.fallback, v.min_replicas, dict(v.served)) for k, v in self.new_pods.items()},
             set(self.group_busy),
@@ -315,9 +422,11 @@ class Workspace:
 
     def restore(self, saved: tuple[object, ...]) -> None:
         self._rows_cache.clear()
+        self._room = None
         self.forget_bounds()
         (self.n, self.avail, self.row_group, self.row_node, self.row_kind, self.growable, self.req,
-         self.grow_max, self.grown, self.placed, self.node_free, self.budget, self.growth, self.new_pods,
+         self.grow_max, self.grown, self.placed, self.growing, self.node_free, self.budget, self.growth,
+         self.new_pods,
          self.group_busy) = saved  # type: ignore[assignment]
 
     # helpers -----------------------------------------------------------------------------------
@@ -429,7 +538,10 @@ def build(snapshot: Snapshot, policy: Policy, now: float) -> Workspace:
     stocked = [g.stocked_out_until is not None and g.stocked_out_until > now for g in groups]
 
     node_index = {n.name: i for i, n in enumerate(snapshot.nodes)}
-    node_free = np.array([vec(n.free()) for n in snapshot.nodes], dtype=np.int64).reshape(len(snapshot.nodes), K)
+    # allocatable − used per key, as two matrices: Resources arithmetic per node costs ~10× more
+    nodes = snapshot.nodes
+    node_free = (np.array([vec(n.allocatable) for n in nodes], dtype=np.int64).reshape(len(nodes), K)
+                 - np.array([vec(n.used) for n in nodes], dtype=np.int64).reshape(len(nodes), K))
     node_ok = [n.ready and not n.unschedulable for n in snapshot.nodes]
 
     pods = snapshot.pods
@@ -455,7 +567,8 @@ def build(snapshot: Snapshot, policy: Policy, now: float) -> Workspace:
     req = np.zeros((cap, 2), dtype=np.int64)
     grow_max = np.zeros((cap, 2), dtype=np.int64)
 
-    budget = Budget(policy.concurrency.per_node, policy.concurrency.per_cluster)
+    budget = Budget(policy.concurrency.per_node, policy.concurrency.per_cluster,
+                    counts=np.zeros(len(snapshot.nodes), dtype=np.int64))
     stuck_groups = {
         gindex[p.group] for p in pods
         if p.group in gindex and not p.deleting and _stuck(p, gpol[gindex[p.group]], False, now)
@@ -510,6 +623,7 @@ def build(snapshot: Snapshot, policy: Policy, now: float) -> Workspace:
         group_policy=gpol,
         group_ray=group_ray,
         group_has_gpu=group_has_gpu,
+        group_ray_list=group_ray.tolist(),
         n=P + len(missing_rows),
         n_pods=P,
         avail=avail,
@@ -521,10 +635,12 @@ def build(snapshot: Snapshot, policy: Policy, now: float) -> Workspace:
         grow_max=grow_max,
         grown=np.zeros((cap, 2), dtype=np.int64),
         placed=np.zeros(cap, dtype=bool),
+        growing=np.zeros(cap, dtype=bool),
         node_index=node_index,
         node_free=node_free,
         budget=budget,
         stuck_groups=stuck_groups,
+        maybe_negative=bool((avail < 0).any()),
     )
 
 
