@@ -44,6 +44,7 @@ from autoscaler.plan import plan as make_plan
 from autoscaler.plan_json import plan_to_dict
 from autoscaler.policies import PolicyBook
 from autoscaler.policy import Policy, PolicyError
+from autoscaler.stockouts import mark_stockouts
 
 log = logging.getLogger("rva")
 Obj = dict[str, Any]
@@ -301,24 +302,16 @@ class ClusterWorker:
 
     def _mark_stockouts(self, snap: Snapshot, policy: Policy, now: float) -> Snapshot:
         """New pods Unschedulable past the policy's time mark their group stocked out for a backoff."""
-        changed = False
+        snap, self.stocked_out_until, newly = mark_stockouts(snap, policy, now, self.stocked_out_until)
+        for name, stuck in newly.items():
+            gp = policy.resolve(name).horizontal
+            self.metrics.stockouts.labels(self.label, name).inc()
+            log.warning("%s: group %s stocked out: %d pod(s) Unschedulable for ≥ %.0fs; skipping it for %.0fs",
+                        self.label, name, stuck, gp.stockout_time, gp.stockout_backoff)
         for g in snap.groups:
-            gp = policy.resolve(g.name).horizontal
-            stuck = [p for p in snap.pods if p.group == g.name and p.unschedulable_since is not None
-                     and now - p.unschedulable_since >= gp.stockout_time and not p.deleting]
-            until = self.stocked_out_until.get(g.name)
-            if stuck and (until is None or until <= now):
-                self.stocked_out_until[g.name] = now + gp.stockout_backoff
-                self.metrics.stockouts.labels(self.label, g.name).inc()
-                log.warning("%s: group %s stocked out: %d pod(s) Unschedulable for ≥ %.0fs; skipping it for %.0fs",
-                            self.label, g.name, len(stuck), gp.stockout_time, gp.stockout_backoff)
-                changed = True
             active = self.stocked_out_until.get(g.name, 0) > now
             self.metrics.stocked_out.labels(self.label, g.name).set(1 if active else 0)
-        if not changed:
-            return snap
-        groups = tuple(replace(g, stocked_out_until=self.stocked_out_until.get(g.name)) for g in snap.groups)
-        return replace(snap, groups=groups)
+        return snap
 
     def _export_sizes(self, snap: Snapshot) -> None:
         counts: dict[str, int] = {g.name: 0 for g in snap.groups}

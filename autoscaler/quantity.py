@@ -10,6 +10,7 @@ as the API server does.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from enum import Enum
@@ -86,13 +87,28 @@ def quantity_format(value: str | int | float) -> QuantityFormat:
     return _split(value)[1]
 
 
+@functools.lru_cache(maxsize=16384)
+def _milli_of_str(value: str) -> int:
+    return math.ceil(parse_quantity(value) * 1000)
+
+
+@functools.lru_cache(maxsize=16384)
+def _bytes_of_str(value: str) -> int:
+    return math.ceil(parse_quantity(value))
+
+
 def to_milli(value: str | int | float) -> int:
-    """Quantity in milli-units, rounded up (CPU: ``"1.5"`` → 1500 millicores)."""
+    """Quantity in milli-units, rounded up (CPU: ``"1.5"`` → 1500 millicores). Strings are memoised: the
+    same few quantities are parsed for every pod on every loop."""
+    if type(value) is str:
+        return _milli_of_str(value)
     return math.ceil(parse_quantity(value) * 1000)
 
 
 def to_bytes(value: str | int | float) -> int:
-    """Quantity in whole units, rounded up (memory: ``"2Gi"`` → 2147483648 bytes)."""
+    """Quantity in whole units, rounded up (memory: ``"2Gi"`` → 2147483648 bytes); strings memoised."""
+    if type(value) is str:
+        return _bytes_of_str(value)
     return math.ceil(parse_quantity(value))
 
 

@@ -305,6 +305,18 @@ class SimulatedRay:
         self._kick()
         return dict(new_total)
 
+    def drain_node(self, node_id: str) -> tuple[bool, str]:
+        """``DrainNode`` with the idle-termination reason: refused while tasks run; accepted → the raylet
+        stops at once (its pod is about to be deleted). Returns (accepted, rejection message)."""
+        node = self._nodes.get(node_id)
+        if node is None:
+            return False, f"node {node_id} is not alive"
+        if node.running:
+            return False, "The node to be idle terminated is no longer idle."
+        self._by_pod.pop(node.pod, None)
+        self._remove_node(node_id)
+        return True, ""
+
     def node_id_of(self, namespace: str, pod: str) -> str | None:
         return self._by_pod.get((namespace, pod))
 
