@@ -16,8 +16,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("autoscaler.daemon", "the autoscaler daemon: watch opted-in RayClusters, resize in place, scale out"),
     "explain": ("autoscaler.explain", "plan once on a snapshot (file, built-in, or live cluster) and print why"),
     "policy": ("autoscaler.policy_cli", "check policy files or print the policy JSON Schema"),
+    "trace": ("autoscaler.trace_cli", "record a workload trace from a local Ray run (record), or check one (show)"),
+    "simulate": ("autoscaler.simulate", "replay a trace in virtual time under rva, Ray's horizontal or Ray IPPR"),
     "agent": ("autoscaler.agent",
               "per-pod memory-pressure agent: cgroup PSI/usage/OOM on /metrics and /v1/pressure"),
+    "demo": ("autoscaler.demo", "rva end to end on this machine: simulated Kubernetes, real Ray, the real daemon"),
 }
 
 #: ``rva bench <name>`` → (module, one-line help)
@@ -27,6 +30,8 @@ BENCHES: dict[str, tuple[str, str]] = {
                  "GCS demand read + parse latency on a real local Ray (10k tasks, 50/500 shapes)"),
     "planner": ("autoscaler.bench.planner_bench", "time rva's planner against Ray's v2 scheduler"),
     "agent": ("autoscaler.bench.agent_bench", "RSS and CPU of a running rva agent at 1 s sampling"),
+    "efficiency": ("autoscaler.bench.efficiency",
+                   "tpch-gke: CPU/memory efficiency, makespan, pods of rva vs Ray horizontal vs Ray IPPR"),
     "sim": ("autoscaler.bench.sim_api", "simulated Kubernetes API throughput (GET/s, watch events/s) over HTTP"),
 }
 
