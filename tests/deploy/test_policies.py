@@ -45,3 +45,13 @@ def test_policy_configmaps_carry_the_label_rva_watches(path: Path) -> None:
     assert labels.get(ann.POLICY_LABEL) == "true", (
         f"rva only watches ConfigMaps labelled {ann.POLICY_LABEL}=true; "
         f"`kubectl apply -f {path.name}` would be ignored")
+
+
+def test_the_batch_example_is_the_policy_the_efficiency_benchmark_runs() -> None:
+    """docs/efficiency.md reports rva on tpch-gke with policies/batch.yaml: the two must not drift."""
+    from autoscaler.policy import load_policy_file, parse_policy
+    from autoscaler.replay.scenario import load_scenario
+
+    shipped = load_policy_file(REPO / "policies" / "batch.yaml")
+    assert shipped == parse_policy(dict(load_scenario("tpch-gke").rva_policy))
+    assert shipped != parse_policy({})  # it is not just the default
