@@ -66,14 +66,16 @@ POOL = "cloud.google.com/gke-nodepool"
 SPOT = {"ray.io/accelerator-type": "L4", "ray.io/market-type": "spot"}
 ON_DEMAND = {"ray.io/accelerator-type": "L4", "ray.io/market-type": "on-demand"}
 #: Tuned so the whole story fits in about two minutes on a 2-core machine (production defaults are
-#: minutes: cooldown 60s, idle window 10m, idle timeout 60s, stockout time 3m).
+#: minutes: cooldown 60s, idle window 10m, idle timeout 60s, stockout time 3m). The stockout time must
+#: exceed a healthy pool's provisioning (3 s here) plus a scheduler pass, or the on-demand pod waiting
+#: for its new node would be judged stocked out as well.
 POLICY = """\
 groups:
   '*':
     vertical: {cooldown: 2s}
     memoryPressure: {consecutiveWindows: 2, startupGrace: 0s, psiSomeAvg10: 20}
     shrink: {idleWindow: 3s}
-    horizontal: {idleTimeout: 6s, stockoutTime: 3s, stockoutBackoff: 10m}
+    horizontal: {idleTimeout: 6s, stockoutTime: 10s, stockoutBackoff: 10m}
 """
 PHASES = (
     ("grow", "CPU burst served by in-place growth"),

@@ -19,7 +19,8 @@ ON_DEMAND = {"ray.io/accelerator-type": "L4", "ray.io/market-type": "on-demand"}
 ])
 async def test_spot_stockout_falls_back_to_on_demand_and_cleans_up(stack: LocalStack) -> None:
     stack.cluster.open_stockout("l4-spot")
-    stack.put_policy("groups:\n  '*':\n    horizontal: {stockoutTime: 3s, stockoutBackoff: 10m}\n")
+    # longer than the on-demand pool's provisioning (2 s) plus a scheduler pass, or it would look stocked out too
+    stack.put_policy("groups:\n  '*':\n    horizontal: {stockoutTime: 8s, stockoutBackoff: 10m}\n")
     stack.create_raycluster(stack.raycluster("rc", [
         worker_group("l4-spot", gpus=1, replicas=0, labels=SPOT, node_selector={POOL: "l4-spot"}),
         worker_group("l4-ondemand", gpus=1, replicas=0, labels=ON_DEMAND, node_selector={POOL: "l4-od"}),
