@@ -64,7 +64,9 @@ class SimCgroupFs:
             "memory.pressure": _psi(psi_some, psi_some / 2, int(pf.psi_total_us)),
             "memory.events": f"low 0\nhigh 0\nmax 0\noom {oom_kills}\noom_kill {oom_kills}\noom_group_kill 0\n",
             "memory.stat": f"anon {max(0, usage - inactive_file)}\nfile {inactive_file}\n"
-                           f"inactive_file {inactive_file}\nactive_file 0\nshmem 0\npgmajfault 0\n",
+                           f"inactive_file {inactive_file}\nactive_file 0\nshmem 0\n"
+                           # a cgroup v2 kernel (>= 5.9) always lists these counters, zero or not
+                           "pgfault 0\npgmajfault 0\nworkingset_refault_anon 0\nworkingset_refault_file 0\n",
             "cpu.pressure": _psi(0.0, 0.0, 0),
             "cpu.stat": "usage_usec 0\nuser_usec 0\nsystem_usec 0\nnr_periods 0\nnr_throttled 0\nthrottled_usec 0\n",
         }
