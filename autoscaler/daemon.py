@@ -39,7 +39,7 @@ from autoscaler.observe.k8s_state import pod_state
 from autoscaler.observe.kube import Informer, key_of
 from autoscaler.observe.ray_demand import RayClusterState
 from autoscaler.observe.ray_gcs import GcsConnection, RayGcsError, RayGcsReader
-from autoscaler.observe.snapshot import build_snapshot, is_worker_of
+from autoscaler.observe.snapshot import SnapshotBuilder, is_worker_of
 from autoscaler.plan import plan as make_plan
 from autoscaler.plan_json import plan_to_dict
 from autoscaler.policies import PolicyBook
@@ -156,7 +156,10 @@ class ClusterWorker:
         self.pressure: Mapping[str, Pressure] = {}
         self.stocked_out_until: dict[str, float] = {}
         self.demand_since: float | None = None  # when unserved pending demand was first seen
+        self._pod_series: set[tuple[str, str]] = set()  # (group, pod) with per-pod series exported
+        self._unserved_reasons: set[str] = {"InfeasibleDemand"}  # reasons with an exported series
         self.last = LoopRecord()
+        self._snapshots = SnapshotBuilder()  # converts only the pods and nodes that changed since the last loop
         self._trigger = asyncio.Event()
         self._trigger_reason = "start"
         self._busy = asyncio.Lock()
@@ -248,7 +251,7 @@ class ClusterWorker:
         rc = self.view.raycluster()
         if rc is None:
             return None
-        return build_snapshot(
+        return self._snapshots.build(
             rc, self.view.worker_pods(), self.view.nodes(), self.view.pods_by_node(), self.ray, self.pressure,
             {g: t for g, t in self.stocked_out_until.items() if t > now}, now, self.server_minor,
         )
@@ -319,6 +322,11 @@ class ClusterWorker:
             counts[p.group] = counts.get(p.group, 0) + 1
             self.metrics.pod_cpu.labels(self.label, p.group, p.name).set(p.requests.get(CPU) / 1000)
             self.metrics.pod_memory.labels(self.label, p.group, p.name).set(p.requests.get(MEMORY))
+        current = {(p.group, p.name) for p in snap.pods}
+        for group, pod in self._pod_series - current:  # a removed pod's series go with it
+            for gauge in (self.metrics.pod_cpu, self.metrics.pod_memory, self.metrics.pod_pressure):
+                gauge.remove(self.label, group, pod)
+        self._pod_series = current
         for g, n in counts.items():
             self.metrics.group_pods.labels(self.label, g).set(n)
         self.metrics.in_flight.labels(self.label).set(sum(1 for p in snap.pods if p.in_flight is not None))
@@ -327,7 +335,8 @@ class ClusterWorker:
         by_reason: dict[str, int] = {}
         for u in plan.unserved:
             by_reason[u.reason.value] = by_reason.get(u.reason.value, 0) + u.count
-        for reason in {*by_reason, "InfeasibleDemand"}:
+        self._unserved_reasons |= set(by_reason)
+        for reason in self._unserved_reasons:  # a reason no longer reported goes back to 0
             self.metrics.unserved.labels(self.label, reason).set(by_reason.get(reason, 0))
 
 

@@ -7,13 +7,16 @@
 * :class:`SimRaylets` implements the executor's ``Raylets`` protocol over ``SimulatedRay``
   (``ResizeRayletResourceInstances`` clamping, idle-only drain).
 * :func:`ray_state` converts ``SimulatedRay.cluster_resource_state()`` into the ``RayClusterState`` the
-  GCS reader produces.
+  GCS reader produces; :class:`RayStateReader` gives the same result, converting only the nodes that
+  changed since its last read.
+* :class:`StoreIndex` keeps, from the store's write events, what the daemon's watch caches keep: the
+  cluster's worker pods, every pod by node, the nodes.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +25,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from autoscaler.actuate.raylet import DrainOutcome, DrainResult
 from autoscaler.model import Demand, LabelSelector, RayNodeState, Resources
 from autoscaler.observe.ray_demand import RayClusterState
+from autoscaler.observe.snapshot import is_worker_of
 from autoscaler.sim.apierrors import ApiError
 from autoscaler.sim.ray_runtime import SimulatedRay
 from autoscaler.sim.store import ObjectStore
@@ -136,21 +140,101 @@ def _selectors(raw: list[Mapping[str, str]]) -> tuple[LabelSelector, ...]:
     return () if all(not s.constraints for s in out) else out
 
 
-def ray_state(state: Mapping[str, Any]) -> RayClusterState:
-    """``SimulatedRay.cluster_resource_state()`` (plain dicts) → the reader's ``RayClusterState``."""
-    nodes = tuple(
-        RayNodeState(
-            node_id=n["node_id"], instance_id=n["instance_id"], node_type=n["ray_node_type_name"],
-            total=Resources.from_ray(n["total_resources"]), available=Resources.from_ray(n["available_resources"]),
-            labels=n["labels"], idle_duration_s=n["idle_duration_ms"] / 1000.0, status=n["status"],
-        )
-        for n in state["node_states"]
+def _ray_node(n: Mapping[str, Any]) -> RayNodeState:
+    return RayNodeState(
+        node_id=n["node_id"], instance_id=n["instance_id"], node_type=n["ray_node_type_name"],
+        total=Resources.from_ray(n["total_resources"]), available=Resources.from_ray(n["available_resources"]),
+        labels=n["labels"], idle_duration_s=n["idle_duration_ms"] / 1000.0, status=n["status"],
     )
+
+
+def _cluster_state(nodes: tuple[RayNodeState, ...], pending: Sequence[Mapping[str, Any]]) -> RayClusterState:
     merged: dict[tuple[Resources, tuple[LabelSelector, ...]], int] = {}
-    for d in state["pending_resource_requests"]:
+    for d in pending:
         key = (Resources.from_ray(d["resources_bundle"]), _selectors(d["label_selectors"]))
         merged[key] = merged.get(key, 0) + int(d["count"])
     demands = tuple(Demand(shape, n, sel) for (shape, sel), n in merged.items())
     tasks = sum(merged.values())
     return RayClusterState(nodes=nodes, demands=demands, gangs=(), constraints=(), truncated=False,
-                           shapes_reported=len(state["pending_resource_requests"]), tasks_reported=tasks)
+                           shapes_reported=len(pending), tasks_reported=tasks)
+
+
+def ray_state(state: Mapping[str, Any]) -> RayClusterState:
+    """``SimulatedRay.cluster_resource_state()`` (plain dicts) → the reader's ``RayClusterState``."""
+    return _cluster_state(tuple(_ray_node(n) for n in state["node_states"]), state["pending_resource_requests"])
+
+
+class RayStateReader:
+    """``ray_state(ray.cluster_resource_state())``, converting only nodes whose report changed: a node's
+    ``RayNodeState`` is kept while its version (:meth:`SimulatedRay.node_versions`) and idle duration stay
+    the same, so an unchanged node is the same object from one read to the next."""
+
+    def __init__(self, ray: SimulatedRay) -> None:
+        self.ray = ray
+        self._nodes: dict[str, tuple[int, int, RayNodeState]] = {}
+
+    def read(self) -> RayClusterState:
+        cache, seen = self._nodes, {}
+        nodes = []
+        for node_id, version, idle_ms in self.ray.node_versions():
+            hit = cache.get(node_id)
+            if hit is None or hit[0] != version:
+                hit = (version, idle_ms, _ray_node(self.ray.node_report(node_id)))
+            elif hit[1] != idle_ms:  # only the idle time moved on
+                b = hit[2]
+                hit = (version, idle_ms, RayNodeState(
+                    node_id=b.node_id, instance_id=b.instance_id, node_type=b.node_type, total=b.total,
+                    available=b.available, labels=b.labels, idle_duration_s=idle_ms / 1000.0, status=b.status,
+                    started_at=b.started_at))
+            seen[node_id] = hit
+            nodes.append(hit[2])
+        self._nodes = seen
+        return _cluster_state(tuple(nodes), self.ray.pending_requests())
+
+
+class StoreIndex:
+    """What the daemon's informers hold, kept current from the store's write events (``add_listener``):
+    the worker pods of one RayCluster, every pod by node (all tenants), the nodes. Objects are the
+    store's own (read-only). ``writes`` counts the pod and node writes seen."""
+
+    def __init__(self, store: ObjectStore, cluster: str) -> None:
+        self.cluster = cluster
+        self.writes = 0
+        self.workers: dict[tuple[str, str], dict[str, Any]] = {}
+        self.by_node: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self._home: dict[tuple[str, str], str] = {}
+        for node in store.objects("nodes"):
+            self._on_write("ADDED", "nodes", node)
+        for pod in store.objects("pods"):
+            self._on_write("ADDED", "pods", pod)
+        store.add_listener(self._on_write)
+
+    def _on_write(self, event: str, resource: str, obj: dict[str, Any]) -> None:
+        if resource not in ("pods", "nodes"):
+            return
+        self.writes += 1
+        md = obj["metadata"]
+        if resource == "nodes":
+            if event == "DELETED":
+                self.nodes.pop(md["name"], None)
+            else:
+                self.nodes[md["name"]] = obj
+            return
+        if resource != "pods":
+            return
+        key = (md.get("namespace") or "", md["name"])
+        old_node = self._home.pop(key, None)
+        if old_node is not None:
+            self.by_node[old_node].pop(key, None)
+            if not self.by_node[old_node]:
+                del self.by_node[old_node]
+        self.workers.pop(key, None)
+        if event == "DELETED":
+            return
+        node = (obj.get("spec") or {}).get("nodeName")
+        if node:
+            self._home[key] = node
+            self.by_node.setdefault(node, {})[key] = obj
+        if is_worker_of(obj, self.cluster):
+            self.workers[key] = obj

@@ -4,7 +4,8 @@
   from the store + the (simulated) GCS state → stockout marking → ``PlanExecutor.complete_resizes`` →
   the real planner ``autoscaler.plan.plan`` → the real ``PlanExecutor.execute`` writing through
   :class:`~autoscaler.replay.adapters.StoreApi` and :class:`~autoscaler.replay.adapters.SimRaylets`.
-  One loop per ``loop_s`` (1 s: the daemon polls the GCS every second and plans on each change).
+  One loop per ``loop_s`` (1 s: the daemon polls the GCS every second and plans on each change). A loop
+  whose plan provably has no action (:mod:`autoscaler.replay.quiet`) skips the planner call.
 * :class:`RayDriver` — Ray 2.60's v2 ``ResourceDemandScheduler`` (through ``autoscaler.peers``) on
   Ray's ``AUTOSCALER_UPDATE_INTERVAL_S`` = 5 s loop, IPPR off (``horizontal``) or on (``ray-ippr``),
   applying its reply as the KubeRay autoscaler v2 does:
@@ -19,6 +20,10 @@
 
   The pod writes go through the same ``PodResizer``/``ReplicaWriter`` as rva's (so both autoscalers pay
   the same API and kubelet costs); what to write is Ray's decision alone.
+
+Both read the cluster as the daemon does, from watch-cache-like views (:class:`StoreIndex`) through the
+daemon's own incremental :class:`~autoscaler.observe.snapshot.SnapshotBuilder`, and Ray's state through
+:class:`RayStateReader` — only what changed since the last loop is converted.
 """
 
 from __future__ import annotations
@@ -34,12 +39,13 @@ from autoscaler.actuate.replicas import ReplicaWriter
 from autoscaler.actuate.resize import PodResizer, is_complete
 from autoscaler.metrics import Metrics
 from autoscaler.model import CPU, MEMORY, PodState, ResizeState, Resources, Snapshot
-from autoscaler.observe.snapshot import build_snapshot, is_worker_of
+from autoscaler.observe.snapshot import SnapshotBuilder
 from autoscaler.peers.ray_request import IPPRSettings, build_request
 from autoscaler.peers.ray_scheduler import read_reply, to_actions
 from autoscaler.plan import plan as make_plan
 from autoscaler.policy import Policy
-from autoscaler.replay.adapters import SimRaylets, StoreApi, WriteLog, ray_state
+from autoscaler.replay.adapters import RayStateReader, SimRaylets, StoreApi, StoreIndex, WriteLog
+from autoscaler.replay.quiet import PlanGate, same_inputs
 from autoscaler.sim.clock import VirtualClock
 from autoscaler.sim.ray_runtime import SimulatedRay
 from autoscaler.sim.store import ObjectStore
@@ -49,7 +55,11 @@ from autoscaler.stockouts import mark_stockouts
 @dataclass
 class DriverStats:
     loops: int = 0
+    plans: int = 0  # decision-code calls (rva: loops minus the skipped quiet ones)
+    skipped: int = 0  # rva loops whose plan provably had no action (see autoscaler.replay.quiet)
+    snapshot_seconds: float = 0.0  # wall time reading the cluster (snapshot, stockouts, completing resizes)
     plan_seconds: float = 0.0  # wall time in the decision code (planner / Ray scheduler)
+    act_seconds: float = 0.0  # wall time carrying the decisions out
     grows: int = 0
     shrinks: int = 0
     reverts: int = 0
@@ -60,9 +70,7 @@ class DriverStats:
     actions: list[tuple[float, str, str]] = field(default_factory=list)  # (t, kind, detail)
 
     def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "actions"}
-        out["plan_seconds"] = round(self.plan_seconds, 3)
-        return out
+        return {k: round(v, 3) if k.endswith("_seconds") else v for k, v in self.__dict__.items() if k != "actions"}
 
 
 class _Base:
@@ -81,36 +89,58 @@ class _Base:
         self.raylets = SimRaylets(ray, clock.now, self.log)
         self.stats = DriverStats()
         self.t0 = clock.now()
+        self.index = StoreIndex(store, cluster)
+        self.ray_reader = RayStateReader(ray)
+        self.builder = SnapshotBuilder()
+        self.built_from: tuple[object, ...] | None = None  # sources() of the last snapshot()
 
-    def snapshot(self, now: float, stocked_out_until: Mapping[str, float] | None = None) -> Snapshot | None:
+    def sources(self) -> tuple[object, ...] | None:
+        """Change counters of everything :meth:`snapshot` reads (see :class:`~autoscaler.replay.quiet.PlanGate`):
+        the RayCluster object (the store keeps one per version), how many pod and node writes the store made,
+        how many times Ray added, removed or resized a node, whether Ray has pending demand. While they stay
+        the same, a snapshot differs only in Ray's available resources, idle times and RUNNING/IDLE status."""
+        rc = self._raycluster()
+        return None if rc is None else self._sources(rc)
+
+    def _raycluster(self) -> dict[str, Any] | None:
         try:
-            rc = self.store.get("rayclusters", self.namespace, self.cluster, copy=False)
+            return self.store.get("rayclusters", self.namespace, self.cluster, copy=False)
         except Exception:
             return None
-        pods = [p for p in self.store.objects("pods") if is_worker_of(p, self.cluster)]
-        nodes = {n["metadata"]["name"]: n for n in self.store.objects("nodes")}
-        by_node: dict[str, list[dict[str, Any]]] = {}
-        for p in self.store.objects("pods"):
-            node = p.get("spec", {}).get("nodeName")
-            if node:
-                by_node.setdefault(node, []).append(p)
-        state = ray_state(self.ray.cluster_resource_state())
-        return build_snapshot(rc, pods, nodes, by_node, state, {}, dict(stocked_out_until or {}), now,
-                              self.server_minor)
+
+    def _sources(self, rc: dict[str, Any]) -> tuple[object, ...]:
+        return (rc, self.index.writes, self.ray.structure_version, self.ray.pending() == 0)
+
+    def snapshot(self, now: float, stocked_out_until: Mapping[str, float] | None = None) -> Snapshot | None:
+        rc = self._raycluster()
+        if rc is None:
+            return None
+        self.built_from = self._sources(rc)
+        index = self.index
+        by_node = {node: pods.values() for node, pods in index.by_node.items()}
+        return self.builder.build(rc, index.workers.values(), index.nodes, by_node, self.ray_reader.read(), {},
+                                  dict(stocked_out_until or {}), now, self.server_minor)
 
     def _note(self, kind: str, detail: str) -> None:
         self.stats.actions.append((self.clock.now() - self.t0, kind, detail))
 
 
 class RvaDriver(_Base):
-    """rva: the real planner and the real executor, one loop per ``loop_s``."""
+    """rva: the real planner and the real executor, one loop per ``loop_s``. ``skip_quiet``: skip the
+    planner on loops where it provably decides nothing (:mod:`autoscaler.replay.quiet`); ``verify_skips``:
+    plan on those loops anyway and raise if the plan has an action (tests)."""
 
     name = "rva"
 
-    def __init__(self, *args: Any, policy: Policy, loop_s: float = 1.0, **kw: Any) -> None:
+    def __init__(
+        self, *args: Any, policy: Policy, loop_s: float = 1.0, skip_quiet: bool = True, verify_skips: bool = False,
+        **kw: Any,
+    ) -> None:
         super().__init__(*args, **kw)
         self.policy = policy
         self.loop_s = loop_s
+        self.gate = PlanGate() if skip_quiet else None
+        self.verify_skips = verify_skips
         self.stocked_out_until: dict[str, float] = {}
         self.executor = PlanExecutor(
             cluster=self.cluster, namespace=self.namespace, resizer=PodResizer(self.api),
@@ -123,10 +153,40 @@ class RvaDriver(_Base):
             await self.run_once()
             await self.clock.sleep(self.loop_s)
 
+    async def _verify_skip(self, now: float, built: bool, snap: Snapshot | None = None) -> None:
+        """A skipped loop, done in full: what it would have read equals the planned snapshot's inputs, and
+        neither stockout marking, nor completing resizes, nor the planner would have done anything."""
+        where = f"t={now - self.t0:.1f}: skipped loop"
+        if not built:
+            snap = self.snapshot(now, self.stocked_out_until)
+            assert snap is not None
+            _, _, newly = mark_stockouts(snap, self.policy, now, self.stocked_out_until)
+            if newly:
+                raise AssertionError(f"{where} would have marked stockouts {newly}")
+            if any(p.in_flight is not None for p in snap.pods):
+                raise AssertionError(f"{where} would have completed resizes")
+        assert snap is not None and self.gate is not None
+        planned = self.gate.planned_snapshot
+        if planned is None or not same_inputs(planned, snap):
+            raise AssertionError(f"{where} read inputs that differ from the planned snapshot's")
+        check = make_plan(snap, self.policy, now)
+        if check.actions:
+            raise AssertionError(f"{where} but planning gives {check.actions}")
+
     async def run_once(self) -> None:
         import time
 
+        t0 = time.perf_counter()
         now = self.clock.now()
+        if self.gate is not None:
+            sources = self.sources()
+            if sources is not None and self.gate.quiet(sources, self.policy, now):
+                self.stats.loops += 1
+                self.stats.skipped += 1
+                if self.verify_skips:
+                    await self._verify_skip(now, built=False)
+                self.stats.snapshot_seconds += time.perf_counter() - t0
+                return
         snap = self.snapshot(now, self.stocked_out_until)
         if snap is None:
             return
@@ -135,12 +195,23 @@ class RvaDriver(_Base):
         done = await self.executor.complete_resizes(snap, now)
         if done.done:
             snap = self.snapshot(now, self.stocked_out_until) or snap
-        t0 = time.perf_counter()
+        t1 = time.perf_counter()
+        self.stats.snapshot_seconds += t1 - t0
+        if self.gate is not None and self.gate.may_skip(snap, self.policy, now, self.built_from):
+            self.stats.skipped += 1
+            if self.verify_skips:
+                await self._verify_skip(now, built=True, snap=snap)
+            return
         plan = make_plan(snap, self.policy, now)
-        self.stats.plan_seconds += time.perf_counter() - t0
+        t2 = time.perf_counter()
+        self.stats.plans += 1
+        self.stats.plan_seconds += t2 - t1
+        if self.gate is not None:
+            self.gate.planned(snap, self.policy, now, plan, self.built_from)
         if not plan.actions:
             return
         report = await self.executor.execute(snap, plan, now)
+        self.stats.act_seconds += time.perf_counter() - t2
         self.stats.failures += len(report.failed)
         whys = {}
         for a in plan.actions:
@@ -212,6 +283,7 @@ class RayDriver(_Base):
         t0 = time.perf_counter()
         reply = self.scheduler.schedule(request)
         elapsed = time.perf_counter() - t0
+        self.stats.plans += 1
         self.stats.plan_seconds += elapsed
         result = read_reply(reply, index, snap, elapsed)
         pods = {p.name: p for p in snap.pods}

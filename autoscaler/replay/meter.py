@@ -72,7 +72,7 @@ class MeteredRay(SimulatedRay):
             if node.pod not in self.worker_pods:
                 continue
             cpu += node.total.get("CPU", 0.0) - node.available.get("CPU", 0.0)
-            mem += self.baseline_memory + sum(t.spec.used_bytes() for t in node.running.values())
+            mem += self.baseline_memory + node.used_bytes
         return cpu, mem
 
 
@@ -109,37 +109,50 @@ class Meter:
     interval: float = 1.0
     samples: list[Sample] = field(default_factory=list)
     pods_created: int = 0
-    _cache: dict[str, tuple[str, float, float]] = field(default_factory=dict)
+    #: every worker pod in the store, in the store's order → what it holds on its node (cores, bytes),
+    #: None while unbound; kept from the store's write events
+    _held: dict[tuple[str, str], tuple[float, float] | None] = field(default_factory=dict)
 
     def attach(self) -> None:
+        for pod in self.store.objects("pods"):
+            self._track(pod)
         self.store.add_listener(self._on_write)
 
     def _on_write(self, event: str, resource: str, obj: Mapping[str, Any]) -> None:
-        if resource == "pods" and event == "ADDED" and self._is_worker(obj):
+        if resource != "pods":
+            return
+        if event == "ADDED" and self._is_worker(obj):
             self.pods_created += 1
+        if event == "DELETED":
+            md = obj["metadata"]
+            self._held.pop((md.get("namespace") or "", md["name"]), None)
+        else:
+            self._track(obj)
+
+    def _track(self, pod: Mapping[str, Any]) -> None:
+        md = pod["metadata"]
+        key = (md.get("namespace") or "", md["name"])
+        if not self._is_worker(pod):
+            self._held.pop(key, None)
+        elif not pod.get("spec", {}).get("nodeName"):
+            self._held[key] = None
+        else:
+            acc = pod_accounted_requests(pod)
+            self._held[key] = (acc.get(CPU) / 1000.0, float(acc.get(MEMORY)))
 
     def _is_worker(self, pod: Mapping[str, Any]) -> bool:
         labels = pod.get("metadata", {}).get("labels") or {}
         return labels.get("ray.io/cluster") == self.cluster and labels.get("ray.io/node-type") == "worker"
 
     def allocated(self) -> tuple[float, float, int]:
+        """(cores, bytes, pods): Σ over worker pods bound to a node, summed in the store's order."""
         cpu = mem = 0.0
         pods = 0
-        seen: dict[str, tuple[str, float, float]] = {}
-        for pod in self.store.objects("pods"):
-            md = pod["metadata"]
-            if not self._is_worker(pod) or not pod.get("spec", {}).get("nodeName"):
-                continue
-            pods += 1
-            uid, rv = md.get("uid", md["name"]), md.get("resourceVersion", "")
-            hit = self._cache.get(uid)
-            if hit is None or hit[0] != rv:
-                acc = pod_accounted_requests(pod)
-                hit = (rv, acc.get(CPU) / 1000.0, float(acc.get(MEMORY)))
-            seen[uid] = hit
-            cpu += hit[1]
-            mem += hit[2]
-        self._cache = seen
+        for held in self._held.values():
+            if held is not None:
+                pods += 1
+                cpu += held[0]
+                mem += held[1]
         return cpu, mem, pods
 
     def sample(self, t: float) -> Sample:

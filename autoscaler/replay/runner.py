@@ -77,14 +77,16 @@ class IdleDriver:
 
 
 def _workers_running(cluster: SimCluster) -> int:
-    return sum(1 for p in cluster.pods(CLUSTER) if (p["metadata"].get("labels") or {}).get("ray.io/node-type")
-               == "worker" and p.get("status", {}).get("phase") == "Running")
+    return sum(1 for p in cluster.store.objects("pods") if (p["metadata"].get("labels") or {}).get("ray.io/cluster")
+               == CLUSTER and (p["metadata"].get("labels") or {}).get("ray.io/node-type") == "worker"
+               and p.get("status", {}).get("phase") == "Running")
 
 
 async def run_async(
     scenario: Scenario, policy: str, seed: int, *, sample_s: float = 1.0,
-    progress: Callable[[float], None] | None = None,
+    progress: Callable[[float], None] | None = None, skip_quiet: bool = True, verify_skips: bool = False,
 ) -> RunResult:
+    """``skip_quiet`` / ``verify_skips``: see :class:`~autoscaler.replay.drivers.RvaDriver`."""
     if policy not in ALL_POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(ALL_POLICIES)}")
     wall0 = time.perf_counter()
@@ -107,7 +109,8 @@ async def run_async(
     if policy == "none":
         driver = IdleDriver()
     elif policy == "rva":
-        driver = RvaDriver(clock, cluster.store, ray, policy=scenario.policy(), loop_s=scenario.rva_loop_s, **common)
+        driver = RvaDriver(clock, cluster.store, ray, policy=scenario.policy(), loop_s=scenario.rva_loop_s,
+                           skip_quiet=skip_quiet, verify_skips=verify_skips, **common)
     else:
         ippr = None
         if policy == "ray-ippr":

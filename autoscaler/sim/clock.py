@@ -59,9 +59,6 @@ class _VirtualTimer:
     def cancel(self) -> None:
         self.cancelled = True
 
-    def __lt__(self, other: _VirtualTimer) -> bool:
-        return (self.when, self.seq) < (other.when, other.seq)
-
 
 class VirtualClock:
     """Virtual time that advances only when told to (``advance``/``run_until``) or while driving a
@@ -69,7 +66,8 @@ class VirtualClock:
 
     def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01T00:00:00Z
         self._now = float(start)
-        self._heap: list[_VirtualTimer] = []
+        # (when, seq, timer): tuples order in C, and seq is unique, so timers never compare themselves
+        self._heap: list[tuple[float, int, _VirtualTimer]] = []
         self._seq = itertools.count()
         self.timers_fired = 0
 
@@ -78,7 +76,7 @@ class VirtualClock:
 
     def call_later(self, delay: float, fn: Callable[[], Any]) -> _VirtualTimer:
         timer = _VirtualTimer(self._now + max(0.0, delay), next(self._seq), fn)
-        heapq.heappush(self._heap, timer)
+        heapq.heappush(self._heap, (timer.when, timer.seq, timer))
         return timer
 
     def call_at(self, when: float, fn: Callable[[], Any]) -> _VirtualTimer:
@@ -99,9 +97,10 @@ class VirtualClock:
 
     def next_due(self) -> float | None:
         """When the next live timer fires, or None."""
-        while self._heap and self._heap[0].cancelled:
-            heapq.heappop(self._heap)
-        return self._heap[0].when if self._heap else None
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def fire_due(self, until: float) -> int:
         """Fire every timer due at or before ``until`` without yielding to asyncio (pure callbacks)."""
@@ -110,7 +109,7 @@ class VirtualClock:
             due = self.next_due()
             if due is None or due > until:
                 break
-            timer = heapq.heappop(self._heap)
+            timer = heapq.heappop(self._heap)[2]
             self._now = max(self._now, timer.when)
             timer.fn()
             fired += 1

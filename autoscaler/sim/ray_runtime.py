@@ -124,6 +124,10 @@ class _RayNode:
     labels: dict[str, str]
     running: dict[int, _Task] = field(default_factory=dict)
     idle_since: float = 0.0
+    used_bytes: int = 0  # Σ used_bytes() of the running tasks
+    #: bumped on every change of what the GCS reports about the node but its idle time (total, available,
+    #: running tasks), so a reader can keep its conversion of an unchanged node (:meth:`SimulatedRay.node_versions`)
+    version: int = 0
 
 
 @dataclass
@@ -172,6 +176,9 @@ class SimulatedRay:
         self._free: dict[str, None] = {}
         self._type_cache: dict[tuple[Any, str], bool] = {}
         self._t0 = 0.0
+        #: bumped whenever a node is added or removed or its totals change: with it unchanged, only the
+        #: nodes' available resources, idle times and RUNNING/IDLE status can differ between two reads
+        self.structure_version = 0
 
     # -- wiring -----------------------------------------------------------------------------------
     async def attach(self, cluster: Any) -> None:
@@ -270,6 +277,7 @@ class SimulatedRay:
             idle_since=self.clock.now(),
         )
         self._nodes[node_id] = node
+        self.structure_version += 1
         self._by_pod[key] = node_id
         self._by_type.setdefault(node.node_type, OrderedDict())[node_id] = None
         self._usage_dirty.add(node_id)
@@ -280,6 +288,7 @@ class SimulatedRay:
         node = self._nodes.pop(node_id, None)
         if node is None:
             return
+        self.structure_version += 1
         self._by_type.get(node.node_type, OrderedDict()).pop(node_id, None)
         self._free.pop(node_id, None)
         for task in list(node.running.values()):
@@ -301,6 +310,8 @@ class SimulatedRay:
         for name, value in new_total.items():
             node.available[name] = node.available.get(name, 0.0) + value - node.total.get(name, 0.0)
         node.total = new_total
+        node.version += 1
+        self.structure_version += 1
         self._refresh(node)
         self._kick()
         return dict(new_total)
@@ -375,6 +386,8 @@ class SimulatedRay:
             node.available[r] = node.available.get(r, 0.0) - v
         tid = next(self._task_ids)
         node.running[tid] = task
+        node.used_bytes += task.spec.used_bytes()
+        node.version += 1
         task.node = node.node_id
         self.stats.started += 1
         self.stats.queue_seconds += now - task.queued_at
@@ -389,10 +402,12 @@ class SimulatedRay:
         task = node.running.pop(tid, None)
         if task is None:
             return
+        node.used_bytes -= task.spec.used_bytes()
         for r, v in task.spec.resources.items():
             node.available[r] = node.available.get(r, 0.0) + v
         if not node.running:
             node.idle_since = self.clock.now()
+        node.version += 1
         self.stats.completed += 1
         self._usage_dirty.add(node_id)
         self._refresh(node)
@@ -407,15 +422,14 @@ class SimulatedRay:
             node = self._nodes.get(node_id)
             if node is None:
                 continue
-            used = self.baseline_memory + sum(t.spec.used_bytes() for t in node.running.values())
-            self.cluster.kubelet.set_memory_usage(node.pod[0], node.pod[1], used)
+            self.cluster.kubelet.set_memory_usage(node.pod[0], node.pod[1], self.baseline_memory + node.used_bytes)
 
     # -- what the GCS would report ----------------------------------------------------------------
     def memory_used(self, namespace: str, pod: str) -> int:
         node = self._nodes.get(self._by_pod.get((namespace, pod), ""))
         if node is None:
             return 0
-        return self.baseline_memory + sum(t.spec.used_bytes() for t in node.running.values())
+        return self.baseline_memory + node.used_bytes
 
     def pending(self) -> int:
         return sum(len(q) for q in self._queue.values())
@@ -423,20 +437,36 @@ class SimulatedRay:
     def cluster_resource_state(self) -> dict[str, Any]:
         """Plain-dict ``ClusterResourceState``: node states and pending demand aggregated by shape."""
         now = self.clock.now()
-        nodes = [
-            {
-                "node_id": n.node_id,
-                "instance_id": n.pod[1],
-                "ray_node_type_name": n.node_type,
-                "status": "RUNNING" if n.running else "IDLE",
-                "idle_duration_ms": 0 if n.running else int((now - n.idle_since) * 1000),
-                "total_resources": dict(n.total),
-                "available_resources": {k: v for k, v in n.available.items() if v > 0},
-                "labels": dict(n.labels),
-            }
-            for n in self._nodes.values()
-        ]
-        demand = [
+        nodes = [self._node_report(n, now) for n in self._nodes.values()]
+        return {"node_states": nodes, "pending_resource_requests": self.pending_requests()}
+
+    @staticmethod
+    def _node_report(n: _RayNode, now: float) -> dict[str, Any]:
+        return {
+            "node_id": n.node_id,
+            "instance_id": n.pod[1],
+            "ray_node_type_name": n.node_type,
+            "status": "RUNNING" if n.running else "IDLE",
+            "idle_duration_ms": 0 if n.running else int((now - n.idle_since) * 1000),
+            "total_resources": dict(n.total),
+            "available_resources": {k: v for k, v in n.available.items() if v > 0},
+            "labels": dict(n.labels),
+        }
+
+    def node_versions(self) -> list[tuple[str, int, int]]:
+        """(node id, version, idle duration in ms) of every node, in ``cluster_resource_state()`` order.
+        A node's ``cluster_resource_state()`` entry changes only with its version or its idle duration."""
+        now = self.clock.now()
+        return [(n.node_id, n.version, 0 if n.running else int((now - n.idle_since) * 1000))
+                for n in self._nodes.values()]
+
+    def node_report(self, node_id: str) -> dict[str, Any]:
+        """One node's ``cluster_resource_state()["node_states"]`` entry."""
+        return self._node_report(self._nodes[node_id], self.clock.now())
+
+    def pending_requests(self) -> list[dict[str, Any]]:
+        """``cluster_resource_state()["pending_resource_requests"]``: the queue aggregated by shape."""
+        return [
             {
                 "resources_bundle": dict(q[0].spec.resources),
                 "label_selectors": [dict(q[0].spec.label_selector), *(dict(f) for f in q[0].spec.fallbacks)],
@@ -444,7 +474,6 @@ class SimulatedRay:
             }
             for q in self._queue.values()
         ]
-        return {"node_states": nodes, "pending_resource_requests": demand}
 
 
 # -- real raylets -----------------------------------------------------------------------------------

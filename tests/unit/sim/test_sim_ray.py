@@ -121,3 +121,29 @@ def test_synthetic_trace_is_seeded_and_round_trips(tmp_path: Any) -> None:
     path = tmp_path / "t.jsonl"
     a.write_jsonl(path)
     assert Trace.read_jsonl(path) == a
+
+
+async def test_node_versions_tell_readers_what_changed() -> None:
+    """A node's version moves with its tasks and totals; the structure version with nodes coming, going or
+    resized; ``node_report`` is the node's ``cluster_resource_state`` entry; memory use is a running sum."""
+    trace = Trace.of([TaskSpec(60, {"CPU": 1.0, "memory": GI}, 30.0)])
+    cluster, ray = await _start(trace)
+    await cluster.run_for(59)
+    structure = ray.structure_version
+    before = {nid: v for nid, v, _ in ray.node_versions()}
+    assert structure >= 3  # the head and two workers registered
+    await cluster.run_for(2)  # the task starts on one worker
+    after = {nid: (v, idle) for nid, v, idle in ray.node_versions()}
+    busy = [nid for nid in before if after[nid][0] != before[nid]]
+    assert len(busy) == 1 and after[busy[0]][1] == 0 and ray.structure_version == structure
+    assert ray._nodes[busy[0]].used_bytes == GI
+    state = ray.cluster_resource_state()
+    assert [n["node_id"] for n in state["node_states"]] == [nid for nid, _, _ in ray.node_versions()]
+    assert state["node_states"] == [ray.node_report(nid) for nid in after]
+    assert state["pending_resource_requests"] == ray.pending_requests() == []
+    ray.resize_raylet(busy[0], {"CPU": 3})
+    assert ray.structure_version == structure + 1
+    await cluster.run_for(40)  # finished: idle again, its idle time counts up
+    (_, _, idle), = [t for t in ray.node_versions() if t[0] == busy[0]]
+    assert idle > 0 and ray._nodes[busy[0]].used_bytes == 0
+    await cluster.stop()
