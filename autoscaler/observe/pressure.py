@@ -318,15 +318,16 @@ def detect(
         if st is not None and st.agent_instance == sample.agent_instance:
             carried = max(0, sample.oom_kills_total - st.oom_total_seen)  # kills that ended the old identity
         st = _baseline(sample)
-        if carried:
-            st = replace(st, oom_kills=carried, last_oom_at=sample.sampled_at)
+        if carried:  # usage reached the limit when it was killed: the new identity's peak starts there
+            st = replace(st, oom_kills=carried, last_oom_at=sample.sampled_at,
+                         peak_usage_bytes=max(st.peak_usage_bytes, sample.limit_bytes or 0))
     elif sample.agent_sampled_at <= st.last_agent_sampled_at:
         return Detection(st, _pressure(st, sample), Outcome.DUPLICATE)
 
     new_ooms = carried + max(0, sample.oom_kills_total - st.oom_total_seen)
     if sample.oom_kills_total > st.oom_total_seen:
         st = replace(st, oom_kills=st.oom_kills + sample.oom_kills_total - st.oom_total_seen,
-                     last_oom_at=sample.sampled_at)
+                     last_oom_at=sample.sampled_at, peak_usage_bytes=max(st.peak_usage_bytes, sample.limit_bytes or 0))
     pct, rejected = stall_percent(st, sample, th)
     usage = sample.usage_bytes or 0
     st = replace(

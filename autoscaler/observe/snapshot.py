@@ -59,8 +59,10 @@ def with_kube_oom(pressure: Pressure | None, pod: PodState, oom: tuple[float, in
         return Pressure(pod=pod.name, sampled_at=at, psi_some_avg10=0.0, psi_full_avg10=0.0, usage_bytes=0,
                         limit_bytes=limit or None, peak_usage_bytes=limit, consecutive_windows=0, oom_kills=1,
                         last_oom_at=at)
-    if pressure.last_oom_at is not None and pressure.last_oom_at >= at:
-        return pressure
+    if pressure.last_oom_at is not None and pressure.last_oom_at >= at:  # the agent saw this kill already
+        if pressure.peak_usage_bytes >= limit:
+            return pressure
+        return replace(pressure, peak_usage_bytes=limit)  # its new container's peak started over: keep the kill's
     return replace(pressure, oom_kills=max(1, pressure.oom_kills), last_oom_at=at,
                    peak_usage_bytes=max(pressure.peak_usage_bytes, limit))
 

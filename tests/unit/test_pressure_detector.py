@@ -132,6 +132,14 @@ def test_oom_that_restarted_the_container_is_carried_into_the_new_identity() -> 
     assert p is not None and p.oom_kills == 1 and p.last_oom_at == T0 + 1
 
 
+def test_an_oom_kill_sets_the_peak_to_at_least_the_limit_so_the_pod_is_not_shrunk_below_it() -> None:
+    carried = run([sample(T0, wset=300 * MiB), sample(T0 + 1, wset=50 * MiB, ooms=1, identity="id-restarted")])
+    same = run([sample(T0, wset=300 * MiB), sample(T0 + 1, wset=200 * MiB, ooms=1)])
+    for dets in (carried, same):
+        p = dets[-1].pressure
+        assert p is not None and p.oom_kills == 1 and p.peak_usage_bytes == 1024 * MiB
+
+
 def test_a_restarted_agent_is_a_new_baseline_without_phantom_ooms() -> None:
     dets = run([sample(T0, ooms=5), sample(T0 + 1, ooms=0, agent="agent-2"), sample(T0 + 2, ooms=0, agent="agent-2")])
     assert dets[1].identity_changed and [d.new_oom_kills for d in dets] == [0, 0, 0]

@@ -42,6 +42,11 @@ def test_kubelet_oom_kill_becomes_a_pressure_signal() -> None:
     snap = build_snapshot(raycluster(), [pod], {}, {}, None, {agent.pod: agent}, {}, now=5.0)
     merged = snap.pressure[agent.pod]
     assert merged.consecutive_windows == 2 and merged.psi_some_avg10 == 12.0 and merged.oom_kills == 1
+    # the agent saw the kill first (its restarted container's peak started over): the kill's peak is kept
+    seen = Pressure(pod["metadata"]["name"], 1.0, 0.0, 0.0, GI // 2, 4 * GI, GI // 2, 0, oom_kills=1,
+                    last_oom_at=1795601200.0)
+    snap = build_snapshot(raycluster(), [pod], {}, {}, None, {seen.pod: seen}, {}, now=5.0)
+    assert snap.pressure[seen.pod].peak_usage_bytes == 4 * GI and snap.pressure[seen.pod].oom_kills == 1
     # a container that exited for another reason is not an OOM
     pod["status"]["containerStatuses"][0]["lastState"]["terminated"]["reason"] = "Error"
     assert build_snapshot(raycluster(), [pod], {}, {}, None, {}, {}, now=5.0).pressure == {}
