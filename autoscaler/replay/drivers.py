@@ -1,7 +1,8 @@
 """The autoscalers a replay can run, each as a loop on the virtual clock.
 
 * :class:`RvaDriver` — rva's own code path, as the daemon's ``ClusterWorker.run_once`` runs it: snapshot
-  from the store + the (simulated) GCS state → stockout marking → ``PlanExecutor.complete_resizes`` →
+  from the store + the (simulated) GCS state + memory pressure (simulated agents through the daemon's
+  detector, :mod:`autoscaler.replay.pressure`) → stockout marking → ``PlanExecutor.complete_resizes`` →
   the real planner ``autoscaler.plan.plan`` → the real ``PlanExecutor.execute`` writing through
   :class:`~autoscaler.replay.adapters.StoreApi` and :class:`~autoscaler.replay.adapters.SimRaylets`.
   One loop per ``loop_s`` (1 s: the daemon polls the GCS every second and plans on each change). A loop
@@ -45,6 +46,7 @@ from autoscaler.peers.ray_scheduler import read_reply, to_actions
 from autoscaler.plan import plan as make_plan
 from autoscaler.policy import Policy
 from autoscaler.replay.adapters import RayStateReader, SimRaylets, StoreApi, StoreIndex, WriteLog
+from autoscaler.replay.pressure import SimAgents
 from autoscaler.replay.quiet import PlanGate, same_inputs
 from autoscaler.sim.clock import VirtualClock
 from autoscaler.sim.ray_runtime import SimulatedRay
@@ -93,12 +95,15 @@ class _Base:
         self.ray_reader = RayStateReader(ray)
         self.builder = SnapshotBuilder()
         self.built_from: tuple[object, ...] | None = None  # sources() of the last snapshot()
+        self.agents: SimAgents | None = None  # rva's memory-pressure agents and detector (none for Ray's)
 
     def sources(self) -> tuple[object, ...] | None:
         """Change counters of everything :meth:`snapshot` reads (see :class:`~autoscaler.replay.quiet.PlanGate`):
         the RayCluster object (the store keeps one per version), how many pod and node writes the store made,
-        how many times Ray added, removed or resized a node, whether Ray has pending demand. While they stay
-        the same, a snapshot differs only in Ray's available resources, idle times and RUNNING/IDLE status."""
+        how many times Ray added, removed or resized a node, whether Ray has pending demand, and the pressure
+        agents' version (it changes with the planner's view of the pressure). While they stay the same, a
+        snapshot differs only in Ray's available resources, idle times and RUNNING/IDLE status, and in the
+        pressure values no planner rule reads while no window counts (see :mod:`autoscaler.replay.quiet`)."""
         rc = self._raycluster()
         return None if rc is None else self._sources(rc)
 
@@ -109,7 +114,8 @@ class _Base:
             return None
 
     def _sources(self, rc: dict[str, Any]) -> tuple[object, ...]:
-        return (rc, self.index.writes, self.ray.structure_version, self.ray.pending() == 0)
+        agents = self.agents.version if self.agents is not None else -1
+        return (rc, self.index.writes, self.ray.structure_version, self.ray.pending() == 0, agents)
 
     def snapshot(self, now: float, stocked_out_until: Mapping[str, float] | None = None) -> Snapshot | None:
         rc = self._raycluster()
@@ -118,17 +124,20 @@ class _Base:
         self.built_from = self._sources(rc)
         index = self.index
         by_node = {node: pods.values() for node, pods in index.by_node.items()}
-        return self.builder.build(rc, index.workers.values(), index.nodes, by_node, self.ray_reader.read(), {},
-                                  dict(stocked_out_until or {}), now, self.server_minor)
+        pressure = self.agents.pressure if self.agents is not None else {}
+        return self.builder.build(rc, index.workers.values(), index.nodes, by_node, self.ray_reader.read(),
+                                  pressure, dict(stocked_out_until or {}), now, self.server_minor)
 
     def _note(self, kind: str, detail: str) -> None:
         self.stats.actions.append((self.clock.now() - self.t0, kind, detail))
 
 
 class RvaDriver(_Base):
-    """rva: the real planner and the real executor, one loop per ``loop_s``. ``skip_quiet``: skip the
-    planner on loops where it provably decides nothing (:mod:`autoscaler.replay.quiet`); ``verify_skips``:
-    plan on those loops anyway and raise if the plan has an action (tests)."""
+    """rva: the real planner and the real executor, one loop per ``loop_s``, with memory pressure from
+    simulated agents through the daemon's detector (:mod:`autoscaler.replay.pressure`, sampled every loop,
+    skipped or not). ``skip_quiet``: skip the planner on loops where it provably decides nothing
+    (:mod:`autoscaler.replay.quiet`); ``verify_skips``: plan on those loops anyway and raise if the plan
+    has an action (tests)."""
 
     name = "rva"
 
@@ -142,6 +151,7 @@ class RvaDriver(_Base):
         self.gate = PlanGate() if skip_quiet else None
         self.verify_skips = verify_skips
         self.stocked_out_until: dict[str, float] = {}
+        self.agents = SimAgents(self.ray, self.index)
         self.executor = PlanExecutor(
             cluster=self.cluster, namespace=self.namespace, resizer=PodResizer(self.api),
             replicas=ReplicaWriter(self.api), raylets=self.raylets, events=EventRecorder(self.api, "rva-sim"),
@@ -178,6 +188,8 @@ class RvaDriver(_Base):
 
         t0 = time.perf_counter()
         now = self.clock.now()
+        if self.agents is not None:  # the agents sample every second, whatever the loop does
+            self.agents.sample(self.policy, now)
         if self.gate is not None:
             sources = self.sources()
             if sources is not None and self.gate.quiet(sources, self.policy, now):

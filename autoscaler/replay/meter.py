@@ -20,7 +20,7 @@ the next one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,10 @@ from autoscaler.sim.store import ObjectStore
 
 
 class MeteredRay(SimulatedRay):
-    """``SimulatedRay`` that also records each task's wait (submission → start) and the last finish."""
+    """``SimulatedRay`` that also records each task's wait (submission → start) and the last finish, and
+    the memory each pod's container was last reported to use (``reported``: what the kubelet — and the
+    pod's cgroup — sees; 0 after an OOM kill or a restart until Ray reports again). ``usage_listeners`` are
+    called with a pod's key whenever its entry may have changed."""
 
     def __init__(self, clock: Clock, **kw: Any) -> None:
         super().__init__(clock, **kw)
@@ -41,6 +44,35 @@ class MeteredRay(SimulatedRay):
         self.last_finish: float | None = None
         self.expected = 0
         self.worker_pods: set[tuple[str, str]] = set()
+        self.reported: dict[tuple[str, str], int] = {}
+        self.usage_listeners: list[Callable[[tuple[str, str]], None]] = []
+
+    def _reported(self, key: tuple[str, str], usage: int | None) -> None:
+        if usage is None:
+            self.reported.pop(key, None)
+        else:
+            self.reported[key] = usage
+        for fn in self.usage_listeners:
+            fn(key)
+
+    def _flush_usage(self) -> None:
+        if self.cluster is not None:  # what the kubelet is about to get (an OOM kill resets it below)
+            for node_id in self._usage_dirty:
+                node = self._nodes.get(node_id)
+                if node is not None:
+                    self._reported(node.pod, self.baseline_memory + node.used_bytes)
+        super()._flush_usage()
+
+    def container_restarted(self, pod: dict[str, Any], container: str, reason: str) -> None:
+        md = pod["metadata"]
+        key = (md.get("namespace") or "default", md["name"])
+        if container == ((pod.get("spec") or {}).get("containers") or [{}])[0].get("name"):
+            self._reported(key, 0)  # the kubelet's usage of a restarted container
+        super().container_restarted(pod, container, reason)
+
+    def pod_stopped(self, key: tuple[str, str]) -> None:
+        self._reported(key, None)
+        super().pod_stopped(key)
 
     def pod_started(self, pod: dict[str, Any]) -> None:
         md = pod.get("metadata", {})

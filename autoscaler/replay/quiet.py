@@ -7,13 +7,17 @@ lets the driver skip a call only when the planner would return no action, by thi
 
 1. The last real call (at ``t0``) returned no action (nor a dry-run-suppressed one), with the same policy.
 2. Every input the planner reads is the same as at that call — pods, nodes, worker groups (replicas,
-   ``workersToDelete``, stockout marks), demand, placement groups, ``request_resources``, pressure, the
-   API-server version — except, of each pod's raylet, its *available* resources, its idle time and its
-   RUNNING/IDLE status (DRAINING and DEAD count as changes).
-3. Those three can change the plan only through rules that the snapshot rules out (:func:`inert`):
+   ``workersToDelete``, stockout marks), demand, placement groups, ``request_resources``, the pressure
+   as the planner can act on it (:func:`planner_view`: window count and OOM record), the API-server
+   version — except, of each pod's raylet, its *available* resources, its idle time and its RUNNING/IDLE
+   status (DRAINING and DEAD count as changes), and of each pod's pressure, the sampled values (usage,
+   limit, PSI, peak of a pod never OOM-killed, sample time).
+3. Those can change the plan only through rules that the snapshot rules out (:func:`inert`):
    packing pending demand, gangs or ``request_resources`` (none pending), in-flight resizes (none),
-   idle removal (every group at its minimum replicas, multi-host, or horizontally disabled) and
-   shrinking (no pod above the floor a shrink never goes below: max(template, ``minPod``)).
+   idle removal (every group at its minimum replicas, multi-host, or horizontally disabled), shrinking
+   (no pod above the floor a shrink never goes below: max(template, ``minPod``); the peak usage only
+   raises that floor) and growth for sustained pressure (no detector window counting for any pod, and
+   every group needs at least one: a pod under pressure, or on its way there, is always planned).
 4. The plan depends on ``now`` only through timers, and none expires between ``t0`` and now
    (:func:`deadlines`: cooldowns, shrink windows after a resize, startup grace, stockout times, stockout
    backoffs, in-flight timeouts).
@@ -21,9 +25,9 @@ lets the driver skip a call only when the planner would return no action, by thi
 Checking 2. compares the new snapshot with the planned one (:func:`same_inputs`). Cheaper still, a caller
 can pass ``sources``: change counters of everything a snapshot is built from (the driver's: the
 RayCluster object, a count of pod and node writes, Ray's node add/remove/resize count, whether Ray has
-pending demand; the replay has no pressure agent, its pressure is the pods' kubelet OOM records). While
-they equal those of the planned snapshot, a snapshot would be built from the same inputs, so
-:meth:`PlanGate.quiet` answers without building one — and the loop's other steps are no-ops too: no
+pending demand, the version of the simulated pressure agents, which changes with any pod's
+:func:`planner_view`). While they equal those of the planned snapshot, a snapshot would be built from the
+same inputs, so :meth:`PlanGate.quiet` answers without building one — and the loop's other steps are no-ops too: no
 resize is in flight to complete, and stockout marking only changes at a stockout time or backoff end.
 
 This mirrors what ``autoscaler.plan`` reads; a planner rule that reads something new must be added here.
@@ -40,7 +44,7 @@ from dataclasses import dataclass, fields
 from operator import attrgetter
 
 from autoscaler.actions import Plan
-from autoscaler.model import CPU, MEMORY, PodState, RayNodeState, Snapshot
+from autoscaler.model import CPU, MEMORY, PodState, Pressure, RayNodeState, Snapshot
 from autoscaler.policy import GroupPolicy, Policy
 
 #: PodState without its raylet, and a raylet without what changes with every task (available, idle, status).
@@ -64,13 +68,27 @@ def _same_pod(a: PodState, b: PodState) -> bool:
     return bool(_POD_FIELDS(a) == _POD_FIELDS(b))
 
 
+def planner_view(p: Pressure) -> tuple[object, ...]:
+    """What of a pod's ``Pressure`` the planner can act on while no detector window counts: the window count
+    and the OOM record (the OOM bump reads the peak usage; a shrink only takes it as a floor, see 3.)."""
+    return (p.consecutive_windows, p.oom_kills, p.last_oom_at, p.peak_usage_bytes if p.oom_kills else None)
+
+
+def _same_pressure(a: Snapshot, b: Snapshot) -> bool:
+    pa, pb = a.pressure, b.pressure
+    if pa is pb or pa == pb:
+        return True
+    return pa.keys() == pb.keys() and all(planner_view(p) == planner_view(pb[k]) for k, p in pa.items())
+
+
 def same_inputs(a: Snapshot, b: Snapshot) -> bool:
-    """Equal but for ``taken_at`` and each raylet's available resources, idle time and RUNNING/IDLE status."""
+    """Equal but for ``taken_at``, each raylet's available resources, idle time and RUNNING/IDLE status, and
+    each pod's pressure values outside its :func:`planner_view`."""
     return (
         a.namespace == b.namespace and a.cluster == b.cluster and a.server_minor == b.server_minor
         and a.demand_truncated == b.demand_truncated and a.nodes == b.nodes and a.groups == b.groups
         and a.demands == b.demands and a.gangs == b.gangs and a.constraints == b.constraints
-        and a.pressure == b.pressure and len(a.pods) == len(b.pods)
+        and len(a.pods) == len(b.pods) and _same_pressure(a, b)
         and all(_same_pod(p, q) for p, q in zip(a.pods, b.pods, strict=True))
     )
 
@@ -80,10 +98,19 @@ def _policies(snap: Snapshot, policy: Policy) -> dict[str, GroupPolicy]:
 
 
 def inert(snap: Snapshot, policy: Policy) -> bool:
-    """True when no planner rule reads a raylet's available resources, idle time or RUNNING/IDLE status."""
+    """True when no planner rule reads a raylet's available resources, idle time or RUNNING/IDLE status, or
+    a pod's sampled pressure values (outside :func:`planner_view`)."""
     if snap.demands or snap.gangs or snap.constraints or snap.demand_truncated:
         return False  # packing and scale-out read free capacity
     gps = _policies(snap, policy)
+    if snap.pressure:
+        group_of = {p.name: p.group for p in snap.pods}
+        default = policy.resolve("")
+        for name, pr in snap.pressure.items():
+            if pr.consecutive_windows > 0:
+                return False  # under pressure or on its way: growth for sustained pressure reads the values
+            if gps.get(group_of.get(name, ""), default).memory_pressure.consecutive_windows < 1:
+                return False  # no window needed: any sample at or above a threshold is sustained pressure
     for g in snap.groups:
         h = gps[g.name].horizontal
         low = h.min_replicas if h.min_replicas is not None else g.min_replicas

@@ -57,7 +57,8 @@ def _reference(driver: drivers._Base, now: float, stocked: Any) -> Snapshot | No
     for p in store.objects("pods"):
         if p.get("spec", {}).get("nodeName"):
             by_node.setdefault(p["spec"]["nodeName"], []).append(p)
-    return build_snapshot(rc, pods, nodes, by_node, ray_state(driver.ray.cluster_resource_state()), {},
+    pressure = driver.agents.pressure if driver.agents is not None else {}
+    return build_snapshot(rc, pods, nodes, by_node, ray_state(driver.ray.cluster_resource_state()), pressure,
                           dict(stocked or {}), now, driver.server_minor)
 
 
@@ -103,7 +104,7 @@ def test_skipping_quiet_plans_changes_nothing(policy: str) -> None:
         assert fast.driver["shrinks"] > 0
 
 
-@pytest.mark.parametrize("name", ["steady", "small", "bursty", "tpch-gke"])
+@pytest.mark.parametrize("name", ["steady", "small", "bursty", "tpch-gke", "skewed-memory"])
 def test_every_skipped_loop_would_have_planned_nothing(name: str) -> None:
     sc = {"steady": steady(), "small": small()}.get(name) or Scenario.from_dict(BUILTIN[name])
     checked = run(sc, "rva", 0, verify_skips=True)  # raises on a skipped loop that plans an action
