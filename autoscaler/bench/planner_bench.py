@@ -4,8 +4,16 @@ For each size a seeded scenario (:mod:`autoscaler.bench.scenarios`) is planned b
 times (median), then scheduled by Ray's ``ResourceDemandScheduler`` with IPPR off and on, each in a
 child process killed after ``--ray-time-limit`` seconds (Ray needs minutes at 1,000 nodes); a killed
 run reports the limit as a lower bound. Ray runs ``--ray-repeats`` times at sizes up to 100 pods and
-once above. Both sides get the same per-group pod maximum (rva ``vertical.maxPod``, Ray
-``max-cpu``/``max-memory``); rva's per-cluster resize cap is lifted because Ray's scheduler has none.
+once above.
+
+Both sides plan under the same rules: the same per-group pod maximum (rva ``vertical.maxPod``, Ray
+``max-cpu``/``max-memory``); no per-cluster resize cap for rva (Ray's scheduler has none); CPU-only
+demand may use GPU pods (Ray's scheduler places it there, it only ranks such nodes lower, so
+rva's ``allowCpuOnlyOnGpu`` guard is lifted); and no resize a node cannot hold: Ray with IPPR
+learns each pod's room from the kubelet the way its IPPR provider does (a resize the node cannot
+hold is deferred and Ray retries at the suggested maximum; ``IPPRSettings.node_aware``), as rva
+never plans one. ``--ippr-first-attempt`` shows Ray's first attempt instead (resizes straight to
+the group maximum, some of which the kubelet would defer).
 """
 
 from __future__ import annotations
@@ -54,6 +62,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--ray-time-limit", type=float, default=60.0, metavar="S", help="kill a Ray run after S seconds (default 60)"
     )
     parser.add_argument("--no-ray", action="store_true", help="time rva only")
+    parser.add_argument(
+        "--ippr-first-attempt",
+        action="store_true",
+        help="Ray IPPR as it plans before the kubelet has deferred any resize (may overcommit nodes)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="scenario seed (default 0)")
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="print rva's top N functions by own time to stderr"
@@ -68,9 +81,13 @@ class RvaRun:
 
 
 def bench_policy(scenario: Scenario) -> Policy:
-    """The default policy with the scenario's per-group maximum and no per-cluster resize cap."""
+    """The default policy with the scenario's per-group maximum, no per-cluster resize cap and
+    CPU-only demand allowed on GPU groups: the rules Ray's scheduler plans by (module docstring)."""
     groups = {
-        name: {"vertical": {"maxPod": {"cpu": f"{m.get(CPU)}m", "memory": m.get(MEMORY)}}}
+        name: {
+            "vertical": {"maxPod": {"cpu": f"{m.get(CPU)}m", "memory": m.get(MEMORY)}},
+            "allowCpuOnlyOnGpu": True,
+        }
         for name, m in scenario.pod_max.items()
     }
     return parse_policy({"concurrency": {"perCluster": 1_000_000}, "groups": groups})
@@ -216,7 +233,8 @@ def bench_size(pods: int, shapes: int, args: argparse.Namespace, plan: PlanFn, p
     runs: dict[str, TimedRayRun | None] = {"ray_v2": None, "ray_ippr": None}
     if not args.no_ray:
         repeats = args.ray_repeats if pods <= 100 else 1
-        ippr = IPPRSettings.from_policy(policy, snapshot)  # the same per-group maximum rva gets
+        # the same per-group maximum rva gets; Ray learns what the nodes hold unless asked not to
+        ippr = IPPRSettings.from_policy(policy, snapshot, node_aware=not args.ippr_first_attempt)
         for prefix, settings in (("ray_v2", None), ("ray_ippr", ippr)):
             label = "IPPR on" if settings else "IPPR off"
             progress.step(f"Ray v2 scheduler ({label}), {repeats} run(s), limit {args.ray_time_limit:g} s")

@@ -39,7 +39,6 @@ from autoscaler.model import (
     GroupState,
     LabelOperator,
     LabelSelector,
-    NodeState,
     PodState,
     ResizeState,
     Resources,
@@ -68,14 +67,20 @@ class IPPRSettings:
     """Ray IPPR as a ``ray.io/ippr`` annotation would configure it.
 
     ``max_per_group`` maps a group to its ``max-cpu``/``max-memory`` (canonical units); groups not
-    listed have no IPPR. ``node_aware`` caps each pod at its current size plus its node's free
-    allocatable, which Ray only learns after a ``Deferred``/``Infeasible`` kubelet message
-    (``suggested-max-*``); off by default, so Ray plans as it does on its first attempt.
+    listed have no IPPR. Ray resizes straight to that maximum without looking at the node; it only
+    learns a pod's real room from the kubelet's ``Deferred``/``Infeasible`` message
+    (``suggested-max-*``, see ``ippr_provider._apply_resize_suggestion``). ``caps`` holds such
+    learned maxima (pod → cpu millicores, memory bytes, as limits); ``node_aware`` asks
+    :class:`~autoscaler.peers.ray_scheduler.RayV2Scheduler` to learn them the way Ray does —
+    schedule, let the kubelet defer the resizes the nodes cannot hold (admitted first come, first
+    served), schedule again with the suggestions — so Ray, like rva, plans no resize a node
+    cannot hold. Off by default: Ray as it plans on its first attempt.
     """
 
     max_per_group: Mapping[str, Resources] = field(default_factory=dict)
     resize_timeout_s: int = 60
     node_aware: bool = False
+    caps: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     @staticmethod
     def from_policy(policy: Policy, snapshot: Snapshot, node_aware: bool = False) -> IPPRSettings:
@@ -223,7 +228,9 @@ def ippr_group_spec(group: GroupState, maximum: Resources, timeout_s: int) -> IP
     )
 
 
-def ippr_status(pod: PodState, spec: IPPRGroupSpec, node: NodeState | None, node_aware: bool) -> IPPRStatus:
+def ippr_status(pod: PodState, spec: IPPRGroupSpec, cap: tuple[int, int] | None = None) -> IPPRStatus:
+    """The IPPR status Ray's provider builds for ``pod``; ``cap``: suggested maxima it learned
+    (cpu millicores, memory bytes, as limit-or-request values)."""
     current_cpu = _limit_or_request(pod.actual_limits, pod.actual_requests, CPU)
     current_mem = _limit_or_request(pod.actual_limits, pod.actual_requests, MEMORY)
     status = IPPRStatus(
@@ -237,10 +244,9 @@ def ippr_status(pod: PodState, spec: IPPRGroupSpec, node: NodeState | None, node
         k8s_resize_status=_K8S_RESIZE_STATUS[pod.resize_state],
         raylet_id=pod.ray.node_id if pod.ray is not None else None,
     )
-    if node_aware and node is not None:
-        free = node.free()
-        status.suggested_max_cpu = min(spec.max_cpu, (current_cpu + max(free.get(CPU), 0)) / 1000)
-        status.suggested_max_memory = min(spec.max_memory, current_mem + max(free.get(MEMORY), 0))
+    if cap is not None:
+        status.suggested_max_cpu = min(spec.max_cpu, cap[0] / 1000)
+        status.suggested_max_memory = min(spec.max_memory, cap[1])
     return status
 
 
@@ -250,7 +256,6 @@ def build_request(
     """The ``SchedulingRequest`` Ray's v2 autoscaler would build from this snapshot."""
     now = snapshot.taken_at if now is None else now
     groups = {g.name: g for g in snapshot.groups}
-    nodes = {n.name: n for n in snapshot.nodes}
     instances: list[AutoscalerInstance] = []
     for pod in snapshot.pods:
         group = groups.get(pod.group)
@@ -290,7 +295,7 @@ def build_request(
         }
         request.ippr_specs = IPPRSpecs(groups=specs)
         request.ippr_statuses = {
-            pod.name: ippr_status(pod, specs[pod.group], nodes.get(pod.node_name or ""), ippr.node_aware)
+            pod.name: ippr_status(pod, specs[pod.group], ippr.caps.get(pod.name))
             for pod in snapshot.pods
             if pod.group in specs and pod.ray is not None and not pod.deleting
         }

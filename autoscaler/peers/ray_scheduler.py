@@ -11,9 +11,10 @@ time-limited run in a child process (:mod:`autoscaler.peers.ray_timed`) can hand
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ray.autoscaler.v2.scheduler import ResourceDemandScheduler, SchedulingReply
@@ -28,6 +29,8 @@ __all__ = [
     "RaySchedule",
     "RayV2Scheduler",
     "demand_units",
+    "kubelet_caps",
+    "learn_from_kubelet",
     "to_actions",
     "to_plan",
 ]
@@ -91,11 +94,66 @@ class RayV2Scheduler:
         return to_plan(self.schedule(snapshot, now), snapshot)
 
     def schedule(self, snapshot: Snapshot, now: float | None = None) -> RaySchedule:
-        request, index = build_request(snapshot, self.ippr, now=now)
+        """Ray's decisions; with ``node_aware`` IPPR, once it has learned from the kubelet what the
+        nodes hold (see :func:`learn_from_kubelet`; ``schedule_s`` is the last pass's time)."""
+        return learn_from_kubelet(snapshot, self.ippr, lambda ippr: self._once(snapshot, ippr, now))
+
+    @staticmethod
+    def _once(snapshot: Snapshot, ippr: IPPRSettings | None, now: float | None) -> RaySchedule:
+        request, index = build_request(snapshot, ippr, now=now)
         started = time.perf_counter()
         reply = ResourceDemandScheduler().schedule(request)
         elapsed = time.perf_counter() - started
         return read_reply(reply, index, snapshot, elapsed)
+
+
+#: Scheduling passes at most while Ray learns pods' room from the kubelet (each pass can only cap
+#: more pods, and a capped pod's resize always fits).
+LEARNING_PASSES = 5
+
+
+def learn_from_kubelet(
+    snapshot: Snapshot, ippr: IPPRSettings | None, once: Callable[[IPPRSettings | None], RaySchedule]
+) -> RaySchedule:
+    """Schedule; when IPPR is ``node_aware``, let the kubelet answer the resizes (admitted in pod
+    order, as :func:`overcommitting_resizes` counts them): each one its node cannot hold gets the
+    suggested maximum the ``Deferred`` message gives Ray (the pod's size plus what its node has
+    left), and Ray schedules again with it — what Ray's IPPR provider does over a few loops."""
+    result = once(ippr)
+    if ippr is None or not ippr.node_aware:
+        return result
+    for _ in range(LEARNING_PASSES - 1):
+        caps = kubelet_caps(result, snapshot)
+        if not caps:
+            break
+        ippr = dataclasses.replace(ippr, caps={**ippr.caps, **caps})
+        result = once(ippr)
+    return result
+
+
+def kubelet_caps(result: RaySchedule, snapshot: Snapshot) -> dict[str, tuple[int, int]]:
+    """Suggested maxima (cpu millicores, memory bytes, as limits) for the resizes in ``result`` whose
+    nodes cannot hold them, resizes admitted in pod order; empty when every resize fits."""
+    pods = {p.name: p for p in snapshot.pods}
+    free = {n.name: n.free() for n in snapshot.nodes}
+    caps: dict[str, tuple[int, int]] = {}
+    for r in result.resizes:
+        pod = pods[r.pod]
+        room = free.get(pod.node_name or "")
+        if room is None:
+            continue
+        grow = Resources.of({
+            CPU: max(_grown(pod, CPU, r.cpu)[0] - pod.requests.get(CPU), 0),
+            MEMORY: max(_grown(pod, MEMORY, r.memory)[0] - pod.requests.get(MEMORY), 0),
+        })
+        if grow.fits_in(room):
+            free[pod.node_name or ""] = room - grow
+            continue
+        left_cpu, left_mem = max(room.get(CPU), 0), max(room.get(MEMORY), 0)
+        caps[r.pod] = (r.from_cpu + min(left_cpu, grow.get(CPU)), r.from_memory + min(left_mem, grow.get(MEMORY)))
+        free[pod.node_name or ""] = room - Resources.of({CPU: min(left_cpu, grow.get(CPU)),
+                                                         MEMORY: min(left_mem, grow.get(MEMORY))})
+    return caps
 
 
 def read_reply(reply: SchedulingReply, index: RequestIndex, snapshot: Snapshot, elapsed: float) -> RaySchedule:

@@ -22,7 +22,7 @@ from typing import IO
 
 from autoscaler.model import Snapshot
 from autoscaler.peers.ray_request import IPPRSettings, build_request
-from autoscaler.peers.ray_scheduler import RaySchedule, read_reply
+from autoscaler.peers.ray_scheduler import RaySchedule, learn_from_kubelet, read_reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +123,17 @@ def _child() -> None:
 
     snapshot, ippr, repeats, now = pickle.load(sys.stdin.buffer)
     out = sys.stdout.buffer
-    for _ in range(repeats):
-        request, index = build_request(snapshot, ippr, now=now)  # fresh: schedule() mutates IPPR state
-        out.write(b"start\n")
+
+    def once(settings: IPPRSettings | None) -> RaySchedule:
+        request, index = build_request(snapshot, settings, now=now)  # fresh: schedule() mutates IPPR state
+        out.write(b"start\n")  # the limit counts per scheduling pass
         out.flush()
         started = time.perf_counter()
         reply = ResourceDemandScheduler().schedule(request)
-        result = read_reply(reply, index, snapshot, time.perf_counter() - started)
+        return read_reply(reply, index, snapshot, time.perf_counter() - started)
+
+    for _ in range(repeats):
+        result = learn_from_kubelet(snapshot, ippr, once)
         out.write(b"done " + base64.b64encode(pickle.dumps(result)) + b"\n")
         out.flush()
 

@@ -1,64 +1,98 @@
 """The pure planner: ``plan(snapshot, policy, now) -> Plan``.
 
 No I/O, no clock, no logging: the same inputs always give the same plan. Passes, in order:
-in-flight resizes → minimum replicas → placement groups → for each demand shape, largest first:
-fit on free (or arriving) capacity, then grow in place → sizing mode → scale out (selector order,
-then priority) → ``request_resources`` → memory pressure / OOM → idle removal → shrink → guards
-and assembly. Taking each shape through "free, then growth" before the next smaller one keeps the
-plan stable: once it is carried out, planning again for the same demand finds nothing to do.
+in-flight resizes → minimum replicas → memory pressure / OOM → placement groups → for each demand
+shape, most constrained first (fewest groups its selectors allow), then largest first: fit on free
+(or arriving) capacity, then grow in place → sizing mode → scale out (selector order, then
+priority) → ``request_resources`` → idle removal → shrink → guards and assembly. Pressure comes
+first because it is about work already running, and because the memory it adds is there when the
+plan is carried out: demand placed after it lands where the next loop will find it. Taking each
+shape through "free, then growth" before the next one keeps the plan stable: once it is carried
+out, planning again for the same demand finds nothing to do.
+
+When a plan grows pods or adds some, the planner looks once more at the cluster as it will be once
+the plan is carried out (:meth:`~autoscaler.plan.workspace.Base.derived`, the settle round) and adds
+what that look still needs, so the next loop does not have to.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 
-from autoscaler.actions import Action, GrowPod, Plan, Reason, ScaleOut
+from autoscaler.actions import Action, GrowPod, Plan, Reason, RemovePod, ScaleOut, ShrinkPod
 from autoscaler.model import Snapshot
 from autoscaler.plan.assemble import assemble
 from autoscaler.plan.gangs import place_gangs
 from autoscaler.plan.horizontal import ensure_min_replicas, hold_constraints, scale_out
 from autoscaler.plan.inflight import handle_in_flight
-from autoscaler.plan.packing import fit_free, ordered, pending_of
+from autoscaler.plan.packing import Pending, ordered, pack
 from autoscaler.plan.pressure import grow_for_pressure, oom_bump
-from autoscaler.plan.projection import project
 from autoscaler.plan.shrink import remove_idle, shrink_idle
-from autoscaler.plan.vertical import grow_in_place, size_growth
-from autoscaler.plan.workspace import build
+from autoscaler.plan.vertical import grow_for, size_growth
+from autoscaler.plan.workspace import Base, Workspace, prepare
 from autoscaler.policy import Policy
 
 __all__ = ["oom_bump", "plan"]
 
 
-#: Extra looks at the projected snapshot after a scale-out (see :mod:`autoscaler.plan.projection`).
-SETTLE_ROUNDS = 1
+#: Extra looks at the cluster as the plan leaves it (see the module docstring). A second look runs
+#: only when the first one grew more pods (that can move where demand lands again): with one look,
+#: planning again after a plan is carried out still found something in 9 of 30,000 generated
+#: clusters; with the second, in none.
+SETTLE_ROUNDS = 2
 
 
-def _plan_once(snapshot: Snapshot, policy: Policy, now: float) -> Plan:
-    ws = build(snapshot, policy, now)
+def _items(base: Base, ws: Workspace) -> list[Pending]:
+    """The snapshot's demand as fresh :class:`Pending` items in placement order (sorted once per plan)."""
+    if base.demand_order is None:
+        kg = ws.kg
+        demands = zip(ws.snapshot.demands, base.demand_vecs, strict=True)
+        base.demand_order = ordered(
+            ws, [Pending(d, v, ws.chains.get(d.selectors, v[kg] == 0), d.count) for d, v in demands if d.count > 0]
+        )
+    return [p.fresh() for p in base.demand_order]
+
+
+def _round(base: Base, ws: Workspace) -> Plan:
     handle_in_flight(ws)
     ensure_min_replicas(ws)
+    grow_for_pressure(ws)
     place_gangs(ws)
-    items = ordered(ws, [pending_of(ws, d.shape, d, d.count) for d in snapshot.demands if d.count > 0])
-    for item in items:  # largest first: free capacity, then growth, before the next (smaller) shape
-        fit_free(ws, [item])
-        grow_in_place(ws, [item])
+    items = _items(base, ws)
+    for item in items:  # free capacity, then growth, before the next shape
+        _, takes = pack(ws, item, item.remaining)
+        if takes:
+            placed = sum(takes)
+            item.remaining -= placed
+            item.in_place += placed
+        if item.remaining > 0:
+            _, takes = grow_for(ws, item, item.remaining)
+            if takes:
+                placed = sum(takes)
+                item.remaining -= placed
+                item.in_place += placed
     size_growth(ws)
     scale_out(ws, items)
     hold_constraints(ws)
-    grow_for_pressure(ws)
     remove_idle(ws)
     shrink_idle(ws)
     return assemble(ws)
 
 
-def _settle(first: Plan, later: Plan) -> Plan:
-    """``first`` plus what planning on its projection still adds: more replicas for groups (or new
-    groups) and growth of pods ``first`` does not touch. Unserved demand is the later view."""
+def _changes_capacity(p: Plan) -> bool:
+    return any(isinstance(a, ScaleOut | GrowPod) for a in p.actions)
+
+
+def _settle(first: Plan, later: Plan) -> tuple[Plan, bool]:
+    """``first`` plus what planning on its outcome still adds: more replicas for groups (or new
+    groups), growth of pods ``first`` does not touch, and shrinks or removals of such pods (with
+    demand placed where it will land, a group ``first`` counted on may turn out idle). Unserved
+    demand is the later view. Also says whether it grew more pods (then another look may help)."""
     scale = {a.group: a for a in first.actions if isinstance(a, ScaleOut)}
     touched = {a.pod for a in first.actions if not isinstance(a, ScaleOut)}
     new_groups: list[str] = []
     grows: list[Action] = []
+    gives: list[Action] = []
     for a in later.actions:
         if isinstance(a, ScaleOut):
             before = scale.get(a.group)
@@ -70,10 +104,14 @@ def _settle(first: Plan, later: Plan) -> Plan:
                 scale[a.group] = ScaleOut(a.group, before.count + a.count, a.replicas, before.reason, why)
         elif isinstance(a, GrowPod) and a.pod not in touched:
             grows.append(a)
+        elif isinstance(a, ShrinkPod | RemovePod) and a.pod not in touched:
+            gives.append(a)
     actions = [scale[a.group] if isinstance(a, ScaleOut) else a for a in first.actions]
-    actions += grows + [scale[g] for g in new_groups]
+    actions += grows + [scale[g] for g in new_groups] + gives
     notes = tuple(dict.fromkeys((*first.notes, *later.notes)))
-    return Plan(actions=tuple(actions), unserved=later.unserved, notes=notes, suppressed=first.suppressed)
+    # new pods arrive after every live row: only growth moves where demand lands enough to look again
+    grew = bool(grows)
+    return Plan(actions=tuple(actions), unserved=later.unserved, notes=notes, suppressed=first.suppressed), grew
 
 
 def plan(snapshot: Snapshot, policy: Policy | None, now: float) -> Plan:
@@ -96,17 +134,13 @@ def _plan(snapshot: Snapshot, policy: Policy | None, now: float) -> Plan:
             return live
         note = f"{Reason.DRY_RUN.value}: {len(live.actions)} actions decided, none carried out (policy dryRun)"
         return Plan(actions=(), unserved=live.unserved, notes=(*live.notes, note), suppressed=live.actions)
-    result = _plan_once(snapshot, policy, now)
-    current = snapshot
-    applied = result
+    base = prepare(snapshot, policy, now)
+    result = _round(base, base.workspace())
+    grew = _changes_capacity(result)
     for _ in range(SETTLE_ROUNDS):
-        if not any(isinstance(a, ScaleOut) for a in applied.actions):
+        if not grew:
             break
-        current = project(current, applied, now)
-        again = _plan_once(current, policy, now)
-        applied = Plan(actions=tuple(a for a in again.actions if isinstance(a, ScaleOut | GrowPod)))
-        if not applied.actions:
-            result = dataclasses.replace(result, unserved=again.unserved)
-            break
-        result = _settle(result, again)
+        again = _round(base, base.derived(result))
+        result, grew = _settle(result, again)
     return result
+

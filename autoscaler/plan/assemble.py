@@ -11,21 +11,34 @@ from autoscaler.plan.workspace import RC, RM, Workspace, fmt_bytes, fmt_cpu, sha
 _GROWTH_PRECEDENCE = (Reason.OOM_KILLED, Reason.MEMORY_PRESSURE, Reason.DEMAND_FITS_IN_PLACE)
 
 
-def _served_text(served: dict[tuple[str, Resources], int], limit: int = 3) -> str:
-    parts = [f"{n}× {prefix}{shape_text(shape)}" for (prefix, shape), n in list(served.items())[:limit]]
+def _served_text(
+    served: dict[tuple[str, Resources], int], limit: int = 3, texts: dict[tuple[str, Resources], str] | None = None
+) -> str:
+    """``2× {CPU: 1}, 1× {CPU: 2} and 3 more shapes``; ``texts`` caches each shape's text."""
+    parts = []
+    for key, n in list(served.items())[:limit]:
+        text = texts.get(key) if texts is not None else None
+        if text is None:
+            text = key[0] + shape_text(key[1])
+            if texts is not None:
+                texts[key] = text
+        parts.append(f"{n}× {text}")
     more = len(served) - limit
     return ", ".join(parts) + (f" and {more} more shapes" if more > 0 else "")
 
 
 def _grow_actions(ws: Workspace) -> list[Action]:
     out: list[Action] = []
+    texts: dict[tuple[str, Resources], str] = {}
     for r in sorted(ws.growth):
-        if not ws.grown[r].any():
-            continue
         pod = ws.pod(r)
         assert pod is not None
-        cpu = int(ws.req[r, RC] + ws.grown[r, RC])
-        mem = int(ws.req[r, RM] + ws.grown[r, RM])
+        before = dict(pod.requests._items)
+        was_cpu, was_mem = before.get(CPU, 0), before.get(MEMORY, 0)
+        cpu = ws.reqs[r][RC] + ws.growns[r][RC]
+        mem = ws.reqs[r][RM] + ws.growns[r][RM]
+        if cpu == was_cpu and mem == was_mem:
+            continue
         requests = resized_requests(pod, cpu, mem)
         limits = limits_for(pod, requests)
         problem = resize_problem(pod, requests, limits, ws.snapshot.server_minor)
@@ -38,14 +51,14 @@ def _grow_actions(ws: Workspace) -> list[Action]:
             reasons.append(Reason.DEMAND_FITS_IN_PLACE)
         reason = next((c for c in _GROWTH_PRECEDENCE if c in reasons), Reason.DEMAND_FITS_IN_PLACE)
         changes = []
-        if ws.grown[r, RC] and CPU in pod.requests:
-            changes.append(f"cpu {fmt_cpu(int(ws.req[r, RC]))} → {fmt_cpu(cpu)}")
-        if ws.grown[r, RM] and MEMORY in pod.requests:
-            changes.append(f"memory {fmt_bytes(int(ws.req[r, RM]))} → {fmt_bytes(mem)}")
+        if cpu != was_cpu and CPU in before:
+            changes.append(f"cpu {fmt_cpu(was_cpu)} → {fmt_cpu(cpu)}")
+        if mem != was_mem and MEMORY in before:
+            changes.append(f"memory {fmt_bytes(was_mem)} → {fmt_bytes(mem)}")
         sentences = [why for _, why in entry.reasons]
         if entry.served:
-            mode = ws.group_policy[int(ws.row_group[r])].vertical.sizing.mode
-            sentences.insert(0, f"pending {_served_text(entry.served)} fit once grown ({mode} sizing)")
+            mode = ws.group_policy[ws.row_group[r]].vertical.sizing.mode
+            sentences.insert(0, f"pending {_served_text(entry.served, texts=texts)} fit once grown ({mode} sizing)")
         why = f"grow {', '.join(changes)} in place: " + "; ".join(sentences)
         out.append(GrowPod(pod.name, requests, limits, reason, why))
     return out

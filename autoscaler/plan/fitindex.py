@@ -1,90 +1,150 @@
-"""Find the first candidate rows that hold a shape without scanning every candidate.
+"""Per-group shelves: where a demand shape looks for rows that can hold it.
 
-Packing takes bundles from the first rows, in candidate order, that can hold one. Scanning all
-candidates for every demand shape costs O(rows) numpy work per shape, and most rows are full.
-A :class:`FitIndex` cuts one chain's candidate list into blocks of ``BLOCK`` rows and keeps, per
-block, the largest free amount of each key over its rows. Free capacity only shrinks while the
-index is in use (the workspace's ``epoch`` and ``n`` say when it may have grown: then the index
-is rebuilt), so a block maximum stays an upper bound: a block whose maximum cannot hold the shape
-is skipped, and a block that is scanned gets its maximum recomputed (tightened) on the way.
-The rows found, and their order, are exactly what a full scan finds.
+Rows are filed by worker group (and kind: live, on its way, new), in row order. A selector chain
+ranks groups, so a shape visits exactly the groups its selectors allow, in placement order, and
+each shelf answers "can any of my rows hold one bundle?" before its rows are scanned: its
+:class:`Reach` keeps the rows' capacities sorted by free CPU with a running per-key maximum, so the
+answer is exact for CPU plus any one other key (an upper bound beyond that). Free capacity only
+shrinks while demand is placed, so an older reach stays an upper bound; a shelf whose rows changed
+is ``dirty`` and gets a fresh reach after the next scan that found nothing. Whatever adds capacity
+marks the shelf ``stale``: it is rebuilt from its ``members`` before its next use. Rows that can
+no longer hold the smallest shape the group will see (its ``floor``) are dropped on the way.
+
+Growth has its own shelves (:class:`GrowShelf`): a group's growable rows, split into the rows this
+plan already grows (tried first, they need no new resize slot) and the others, each with a reach
+over free capacity plus growth room.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
-
-#: Rows per block: small enough that a scanned block is cheap, large enough that the per-block
-#: test stays short (≈ 40 blocks at 2,500 candidates).
-BLOCK = 64
+from bisect import bisect_right
+from itertools import accumulate
 
 
-@dataclass
-class FitIndex:
-    n: int  # workspace rows when built
-    epoch: int  # workspace capacity epoch when built
-    idx: np.ndarray  # (m,) candidate rows in placement order
-    bmax: np.ndarray  # (blocks, K) per-block maximum free capacity (an upper bound)
+class Reach:
+    """What some rows can hold: the rows sorted by free CPU (descending) with, per key, the running
+    maximum of their capacity in that order, plus rows added since (``extra_rows``, their maximum
+    ``extra``). Capacity only shrinks while a reach is in use, so the rows it lists with at least
+    some CPU are a superset of the rows that have that much now."""
 
-    @staticmethod
-    def build(avail: np.ndarray, idx: np.ndarray, n: int, epoch: int) -> FitIndex:
-        return FitIndex.of_values(avail.take(idx, axis=0), idx, n, epoch)
+    __slots__ = ("cpu", "extra", "extra_rows", "peaks", "rows", "top")
 
-    @staticmethod
-    def of_values(values: np.ndarray, idx: np.ndarray, n: int, epoch: int) -> FitIndex:
-        """An index whose rows ``idx`` have capacity ``values`` (one line per row)."""
-        starts = np.arange(0, idx.size, BLOCK)
-        bmax = np.maximum.reduceat(values, starts, axis=0) if idx.size else values[:0]
-        return FitIndex(n, epoch, idx, bmax)
+    def __init__(self, rows: list[int], values: list[list[int]], kc: int) -> None:
+        order = sorted(range(len(rows)), key=lambda j: -values[j][kc])
+        self.rows = [rows[j] for j in order]
+        self.cpu = [-values[j][kc] for j in order]
+        ordered = [values[j] for j in order]
+        # per key: the running maximum (C-level accumulate: cheaper than one list per row)
+        self.peaks = [list(accumulate(col, max)) for col in zip(*ordered, strict=True)] if ordered else []
+        self.top: list[int] | None = [p[-1] for p in self.peaks] if ordered else None  # a quick first test
+        self.extra: list[int] | None = None
+        self.extra_rows: list[int] = []
 
-    def may_hold(self, shape: tuple[int, ...], keys: list[int]) -> bool:
-        """False when no block (so no row) can hold one bundle of ``shape``."""
-        bmax = self.bmax
-        ok = bmax[:, keys[0]] >= shape[keys[0]]
-        for k in keys[1:]:
-            ok &= bmax[:, k] >= shape[k]
-        return bool(ok.any())
+    def find(self, need: list[tuple[int, int]], cpu: int) -> tuple[int, bool]:
+        """(how many of ``rows`` may hold one bundle needing ``need`` — ``cpu`` of it CPU — as a
+        prefix, 0 when none can; whether some of ``extra_rows`` may)."""
+        extra = self.extra
+        more = False
+        if extra is not None:
+            for k, v in need:
+                if extra[k] < v:
+                    break
+            else:
+                more = True
+        i = bisect_right(self.cpu, -cpu) if cpu > 0 else len(self.cpu)
+        if i:
+            peaks = self.peaks
+            for k, v in need:
+                if peaks[k][i - 1] < v:
+                    return 0, more
+        return i, more
 
-    def extended(self, avail: np.ndarray, idx: np.ndarray, n: int) -> FitIndex:
-        """The index for ``idx``, the candidates after rows were added (capacity unchanged):
-        blocks wholly before the first changed position keep their (tightened) maxima."""
-        m = min(self.idx.size, idx.size)
-        diff = np.flatnonzero(self.idx[:m] != idx[:m])
-        same = int(diff[0]) if diff.size else m
-        keep = same // BLOCK
-        starts = np.arange(keep * BLOCK, idx.size, BLOCK)
-        tail = np.maximum.reduceat(avail.take(idx[keep * BLOCK :], axis=0), starts - keep * BLOCK, axis=0) \
-            if starts.size else avail[:0]
-        return FitIndex(n, self.epoch, idx, np.concatenate([self.bmax[:keep], tail]))
+    def candidates(self, i: int, more: bool) -> list[int]:
+        """The rows :meth:`find` allows, in row order."""
+        out = self.rows[:i] + self.extra_rows if more else self.rows[:i]
+        out.sort()
+        return out
 
-    def first_fits(
-        self, avail: np.ndarray, shape: tuple[int, ...], keys: list[int], count: int
-    ) -> tuple[list[int], list[list[int]]]:
-        """Rows (in order) that hold ≥ 1 bundle, with their free capacity, until together they
-        hold ``count`` bundles (or all such rows). Capacity must not be negative."""
-        bmax = self.bmax
-        ok = bmax[:, keys[0]] >= shape[keys[0]]
-        for k in keys[1:]:
-            ok &= bmax[:, k] >= shape[k]
-        rows: list[int] = []
-        caps: list[list[int]] = []
-        bundles = 0
-        for b in ok.nonzero()[0].tolist():
-            block = self.idx[b * BLOCK : (b + 1) * BLOCK]
-            sub = avail.take(block, axis=0)
-            bmax[b] = sub.max(axis=0)  # tighten: the real maximum now
-            fit = sub[:, keys[0]] >= shape[keys[0]]
-            for k in keys[1:]:
-                fit &= sub[:, k] >= shape[k]
-            hit = fit.nonzero()[0]
-            if hit.size == 0:
-                continue
-            for r, a in zip(block[hit].tolist(), sub[hit].tolist(), strict=True):
-                rows.append(r)
-                caps.append(a)
-                bundles += min(a[k] // shape[k] for k in keys)
-                if bundles >= count:
-                    return rows, caps
-        return rows, caps
+    def add(self, row: int, value: list[int]) -> None:
+        extra = self.extra
+        self.extra = list(value) if extra is None else [a if a > b else b for a, b in zip(extra, value, strict=True)]
+        self.extra_rows.append(row)
+        top = self.top
+        self.top = list(value) if top is None else [a if a > b else b for a, b in zip(top, value, strict=True)]
+
+
+class Shelf:
+    """The rows of one group and kind, in row order, and what they can hold."""
+
+    __slots__ = ("dirty", "members", "reach", "rows", "stale", "wasted")
+
+    def __init__(self, members: list[int]) -> None:
+        self.members = members  # every row: capacity that comes back is found again from these
+        self.rows: list[int] = []  # rows that may still hold something (dead rows dropped lazily)
+        self.reach: Reach | None = None  # None: no rows
+        self.stale = True
+        self.dirty = False  # rows changed since the reach was made
+        self.wasted = 0  # rows scanned in vain since then
+
+    def refresh(self, free: list[list[int]], floor: list[tuple[int, int]], kc: int) -> None:
+        """Rebuild from every member."""
+        self.rows = list(self.members)
+        self.tighten(free, floor, kc)
+        self.stale = False
+
+    def tighten(self, free: list[list[int]], floor: list[tuple[int, int]], kc: int) -> None:
+        """Drop rows below ``floor`` and make the reach exact again."""
+        rows = [r for r in self.rows if _holds(free[r], floor)] if floor else self.rows
+        self.rows = rows
+        self.reach = Reach(rows, [free[r] for r in rows], kc) if rows else None
+        self.dirty = False
+        self.wasted = 0
+
+    def add(self, rows: list[int], capacity: list[int], kc: int) -> None:
+        """New rows (at the end, in order), each with ``capacity`` free."""
+        self.members.extend(rows)
+        if self.stale:
+            return
+        self.rows.extend(rows)
+        if self.reach is None:
+            self.reach = Reach([], [], kc)
+        for r in rows:
+            self.reach.add(r, capacity)
+        self.dirty = True
+
+    def truncate(self, start: int) -> None:
+        """Forget rows from ``start`` on (a rolled-back transaction added them)."""
+        self.members = [r for r in self.members if r < start]
+        self.stale = True
+
+
+class GrowShelf:
+    """One group's growable rows: ``growing`` (this plan already resizes them) and ``fresh``, each in
+    row order with the reach of free capacity plus growth room (``None``: no rows)."""
+
+    __slots__ = ("changed", "dirty", "eff", "fresh", "fresh_reach", "growing", "growing_reach", "members", "stale",
+                 "wasted")
+
+    def __init__(self, members: list[int]) -> None:
+        self.members = members
+        self.growing: list[int] = []
+        self.fresh: list[int] = []
+        self.growing_reach: Reach | None = None
+        self.fresh_reach: Reach | None = None
+        self.stale = True
+        self.dirty = [False, False]  # growing, fresh: rows changed since the reach was made
+        self.wasted = [0, 0]  # rows scanned in vain since then
+        self.eff: dict[int, list[int]] = {}  # each row's free capacity plus growth room, when last seen
+        self.changed: set[int] = set()  # rows whose capacity or room changed since
+
+
+def _holds(capacity: list[int], floor: list[tuple[int, int]]) -> bool:
+    for k, v in floor:  # noqa: SIM110 (a plain loop: all() with a generator costs twice as much here)
+        if capacity[k] < v:
+            return False
+    return True
+
+
+def holds(capacity: list[int], floor: list[tuple[int, int]]) -> bool:
+    """``capacity`` has at least ``floor``'s amount of each of its keys."""
+    return _holds(capacity, floor)

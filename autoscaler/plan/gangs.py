@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from functools import reduce
 
-import numpy as np
-
 from autoscaler.actions import Reason, Unserved
 from autoscaler.model import Demand, Gang, GangStrategy, LabelSelector, Resources
 from autoscaler.plan.horizontal import new_pods_for, unserved_reason
@@ -27,10 +25,10 @@ def _bundles(gang: Gang) -> list[tuple[Resources, tuple[LabelSelector, ...]]]:
     return [(b.shape, b.selectors) for b in gang.bundles]
 
 
-def _place_one(ws: Workspace, item: Pending, exclude: np.ndarray | None) -> tuple[int | None, set[Reason]]:
+def _place_one(ws: Workspace, item: Pending, exclude: set[int] | None) -> tuple[int | None, set[Reason]]:
     rows, _ = pack(ws, item, 1, exclude=exclude)
-    if rows.size:
-        return int(rows[0]), set()
+    if rows:
+        return rows[0], set()
     grown, _ = grow_for(ws, item, 1, exclude=exclude)
     if grown:
         return grown[0], set()
@@ -42,22 +40,20 @@ def place_gangs(ws: Workspace) -> None:
     for gang in ws.snapshot.gangs:
         saved = ws.checkpoint()
         strict_spread = gang.strategy is GangStrategy.STRICT_SPREAD
-        exclude: np.ndarray | None = np.zeros(ws.n, dtype=bool) if strict_spread else None
+        exclude: set[int] | None = set() if strict_spread else None
         failed: tuple[Pending, set[Reason]] | None = None
         for shape, selectors in _bundles(gang):
             item = pending_of(ws, shape, Demand(shape, 1, selectors), 1)
             item.prefix = f"placement group {gang.id} bundle "
-            if exclude is not None and exclude.shape[0] < ws.n:
-                exclude = np.concatenate([exclude, np.zeros(ws.n - exclude.shape[0], dtype=bool)])
             row, blocked = _place_one(ws, item, exclude)
             if row is None:
                 failed = (item, blocked)
                 break
             if exclude is not None:
-                if row >= exclude.shape[0]:
-                    exclude = np.concatenate([exclude, np.zeros(ws.n - exclude.shape[0], dtype=bool)])
-                exclude[row] = True
-        if failed is not None:
+                exclude.add(row)
+        if failed is None:
+            ws.commit()
+        else:
             ws.restore(saved)
             reason, why = unserved_reason(ws, failed[0], failed[1])
             ws.unserved.append(Unserved(gang, 1, reason, f"{demand_label(gang)} not placed (all or nothing): {why}"))

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from autoscaler.model import CPU, MEMORY, PodState, QoSClass, Resources
 from autoscaler.policy import GroupPolicy
 
@@ -30,22 +28,10 @@ class Budget:
     per_cluster: int
     on_node: dict[int, int] = field(default_factory=dict)
     total: int = 0
-    #: (N,) ``on_node`` as an array when the planner knows the nodes, so a pass can ask "which of
-    #: these rows' nodes are full?" in one numpy call instead of one dict lookup per row
-    counts: np.ndarray | None = None
 
     def count_existing(self, node: int) -> None:
         self.on_node[node] = self.on_node.get(node, 0) + 1
         self.total += 1
-        if self.counts is not None and node >= 0:
-            self.counts[node] += 1
-
-    def full(self, nodes: np.ndarray) -> np.ndarray:
-        """(len(nodes),) bool: no resize may start on each node (``can_take`` is False); needs ``counts``."""
-        if self.total >= self.per_cluster:
-            return np.ones(nodes.shape[0], dtype=bool)
-        assert self.counts is not None
-        return self.counts.take(nodes) >= self.per_node
 
     def can_take(self, node: int) -> bool:
         return self.total < self.per_cluster and self.on_node.get(node, 0) < self.per_node
@@ -56,9 +42,17 @@ class Budget:
         self.count_existing(node)
         return True
 
+    def give_back(self, node: int) -> None:
+        """Undo one :meth:`take` (a rolled-back transaction)."""
+        left = self.on_node[node] - 1
+        if left:
+            self.on_node[node] = left
+        else:
+            del self.on_node[node]
+        self.total -= 1
+
     def copy(self) -> Budget:
-        counts = None if self.counts is None else self.counts.copy()
-        return Budget(self.per_node, self.per_cluster, dict(self.on_node), self.total, counts)
+        return Budget(self.per_node, self.per_cluster, dict(self.on_node), self.total)
 
 
 def in_cooldown(pod: PodState, gp: GroupPolicy, now: float) -> bool:
@@ -73,47 +67,49 @@ def in_startup_grace(pod: PodState, gp: GroupPolicy, now: float) -> bool:
 
 def resized_requests(pod: PodState, cpu: int, memory: int) -> Resources:
     """The pod's requests with cpu/memory replaced — only keys it already has."""
-    values = dict(pod.requests._items)
-    if CPU in values:
-        values[CPU] = cpu
-    if MEMORY in values:
-        values[MEMORY] = memory
-    return Resources.of(values)
+    return _replaced(pod.requests, cpu, memory)
+
+
+def _replaced(res: Resources, cpu: int, memory: int) -> Resources:
+    # the keys stay (and stay sorted): rebuild the item tuple instead of going through Resources.of
+    items = tuple((k, cpu if k == CPU else memory if k == MEMORY else v) for k, v in res._items)
+    if any(v == 0 for _, v in items):
+        return Resources.of(dict(items))  # a zero drops its key, as Resources.of does
+    return Resources(items)
 
 
 def limits_for(pod: PodState, requests: Resources) -> Resources:
     """Limits that keep the pod's QoS class for new ``requests``."""
+    req = dict(requests._items)
+    old = dict(pod.requests._items)
     values = dict(pod.limits._items)
     for name in RESIZABLE:
-        if name not in values or name not in pod.requests:
+        if name not in values or name not in old:
             continue
         if pod.qos is QoSClass.GUARANTEED:
-            values[name] = requests[name]
+            values[name] = req.get(name, 0)
         else:  # Burstable: keep the gap, so requests never reach limits on every resource
-            values[name] = pod.limits[name] + requests[name] - pod.requests[name]
+            values[name] = values[name] + req.get(name, 0) - old[name]
     return Resources.of(values)
 
 
 def resize_problem(pod: PodState, requests: Resources, limits: Resources, server_minor: int) -> str | None:
     """Why Kubernetes (or rva's rules) would refuse this resize; None when it is fine."""
-    if set(requests) != set(pod.requests) or set(limits) != set(pod.limits):
+    req, lim = dict(requests._items), dict(limits._items)
+    old_req, old_lim = dict(pod.requests._items), dict(pod.limits._items)
+    if req.keys() != old_req.keys() or lim.keys() != old_lim.keys():
         return "resource keys would be added or removed"
-    for res_new, res_old in ((requests, pod.requests), (limits, pod.limits)):
-        for k in res_old:
-            if k not in RESIZABLE and res_new[k] != res_old[k]:
+    for new, old in ((req, old_req), (lim, old_lim)):
+        for k, v in old.items():
+            if k not in RESIZABLE and new[k] != v:
                 return f"{k} is not resizable in place"
     for k in RESIZABLE:
-        if k in limits and k in requests and requests[k] > limits[k]:
+        if k in lim and k in req and req[k] > lim[k]:
             return f"{k} request would exceed its limit"
-    if pod.qos is QoSClass.BURSTABLE and all(
-        k in limits and k in requests and requests[k] == limits[k] for k in RESIZABLE
-    ):
+    if pod.qos is QoSClass.BURSTABLE and all(k in lim and k in req and req[k] == lim[k] for k in RESIZABLE):
         return "a Burstable pod would become Guaranteed"
-    if (
-        server_minor <= LAST_MINOR_WITHOUT_MEMORY_LIMIT_DECREASE
-        and MEMORY in limits
-        and limits[MEMORY] < pod.limits.get(MEMORY)
-    ):
+    old_mem = old_lim.get(MEMORY, 0)
+    if server_minor <= LAST_MINOR_WITHOUT_MEMORY_LIMIT_DECREASE and MEMORY in lim and lim[MEMORY] < old_mem:
         return "Kubernetes 1.33 rejects memory-limit decreases"
     return None
 

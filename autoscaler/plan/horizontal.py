@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from autoscaler.actions import Reason, Unserved
 from autoscaler.model import CPU, MEMORY, Demand
-from autoscaler.plan.packing import Pending, fit_counts, pack, pending_of
-from autoscaler.plan.workspace import NO_MATCH, NewPods, RowKind, Workspace, demand_label
+from autoscaler.plan.packing import Pending, pack, pending_of
+from autoscaler.plan.workspace import NewPods, RowKind, Workspace, demand_label
+
+#: Bundles of an empty shape one pod holds (any number).
+_ANY = 1 << 40
 
 
 def ensure_min_replicas(ws: Workspace) -> None:
@@ -29,37 +30,26 @@ def ensure_min_replicas(ws: Workspace) -> None:
         if group.replicas < target:
             add = target - group.replicas
             ws.add_rows(g, add * max(1, group.num_of_hosts))
-            entry = ws.new_pods.setdefault(g, _new_entry())
+            entry = ws.new_pods.setdefault(g, NewPods())
             entry.replicas += add
             entry.min_replicas = True
 
 
-def _new_entry() -> NewPods:
-    return NewPods()
-
-
 def candidates(ws: Workspace, item: Pending) -> list[tuple[int, int]]:
     """(selector rank, group) in the order groups are tried."""
-    key = id(item.group_rank)
-    hit = ws.group_order_cache.get(key)
-    if hit is None:
-        ranked = [(int(r), g) for g, r in enumerate(item.group_rank.tolist()) if r < NO_MATCH]
-        hit = sorted(ranked, key=lambda rg: (rg[0], -ws.priority(rg[1]), rg[1]))
-        ws.group_order_cache[key] = hit
-    return hit
+    return item.chain.order
 
 
 def new_pods_for(
-    ws: Workspace, item: Pending, count: int, exclude: np.ndarray | None = None
+    ws: Workspace, item: Pending, count: int, exclude: set[int] | None = None
 ) -> tuple[list[int], list[int], set[Reason]]:
     """Place up to ``count`` bundles on pods this plan adds (capacity already added first).
 
     Returns (rows, bundles per row, reasons groups were skipped)."""
     blocked: set[Reason] = set()
-    rows, takes = pack(ws, item, count, exclude=exclude)
-    out_rows, out_takes = rows.tolist(), takes.tolist()
-    remaining = count - int(takes.sum())
-    for position, (rank, g) in enumerate(candidates(ws, item)):
+    out_rows, out_takes = pack(ws, item, count, exclude=exclude)
+    remaining = count - sum(out_takes)
+    for position, (rank, g) in enumerate(item.chain.order):
         if remaining == 0:
             break
         group = ws.group(g)
@@ -79,25 +69,30 @@ def new_pods_for(
         pods_needed = remaining if exclude is not None else math.ceil(remaining / per_pod)
         add = min(math.ceil(pods_needed / hosts), room)
         new = ws.add_rows(g, add * hosts)
-        entry = ws.new_pods.setdefault(g, _new_entry())
+        entry = ws.new_pods.get(g)
+        if entry is None:
+            entry = ws.new_pods[g] = NewPods()
         entry.replicas += add
         entry.fallback |= rank > 0 or position > 0
-        # the new rows are the group's last candidates, in row order: pack on them alone
+        # the new rows are empty and alike: each takes what one pod holds, in order
         r2, t2 = pack(ws, item, remaining, exclude=exclude, rows=new)
-        placed = int(t2.sum())
+        placed = sum(t2)
         entry.served[item.key] = entry.served.get(item.key, 0) + placed
-        ws.group_busy.add(g)
-        out_rows += r2.tolist()
-        out_takes += t2.tolist()
+        if g not in ws.group_busy:
+            ws.group_busy.add(g)
+            if ws.journal is not None:
+                ws.journal.append(("busy", g))
+        out_rows += r2
+        out_takes += t2
         remaining -= placed
     return out_rows, out_takes, blocked
 
 
 def _per_pod(ws: Workspace, g: int, item: Pending) -> int:
-    """Bundles of ``item`` one new pod of group ``g`` holds (plain ints: one row, few keys)."""
-    if item.nz.size == 0:
-        return int(fit_counts(ws.group_ray[g][None, :], item.shape, item.nz)[0])
-    ray = ws.group_ray_list[g]
+    """Bundles of ``item`` one new pod of group ``g`` holds."""
+    if not item.need:
+        return _ANY
+    ray = ws.group_ray[g]
     return min(ray[k] // v for k, v in item.need)
 
 
@@ -105,41 +100,41 @@ def _largest_node(ws: Workspace, name: str) -> int:
     return max((int(n.allocatable.get(name)) for n in ws.snapshot.nodes), default=0)
 
 
-def group_potential(ws: Workspace) -> np.ndarray:
+def group_potential(ws: Workspace) -> list[list[int]]:
     """(G, K) the largest Ray capacity one pod of each group can ever have: a new pod, grown to the
     policy max (or the largest node when unbounded); zero for groups that can neither scale out nor
     grow."""
     if ws.potential is not None:
         return ws.potential
-    out = ws.group_ray.copy()
+    out = [list(v) for v in ws.group_ray]
     for g, group in enumerate(ws.snapshot.groups):
         gp = ws.group_policy[g]
         if not gp.vertical.enabled:
             if not gp.horizontal.enabled:
-                out[g] = 0
+                out[g] = [0] * len(ws.keys)
             continue
         for name in (CPU, MEMORY):
             if gp.can_resize(name):
                 bound = getattr(gp.vertical.max_pod, name)
                 ceiling = bound if bound is not None else _largest_node(ws, name)
-                out[g, ws.kidx[name]] += max(0, ceiling - group.template_requests.get(name))
+                out[g][ws.kidx[name]] += max(0, ceiling - group.template_requests.get(name))
     ws.potential = out
     return out
 
 
 def feasible(ws: Workspace, item: Pending) -> bool:
     """Could any matching group ever hold one bundle (a new pod, or a pod grown to its max)?"""
-    groups = [g for _, g in candidates(ws, item)]
-    if not groups or item.nz.size == 0:
+    groups = item.chain.groups
+    if not groups or not item.need:
         return bool(groups)
-    potential = group_potential(ws)[np.array(groups)][:, item.nz]
-    return bool((potential >= item.shape[item.nz]).all(axis=1).any())
+    potential = group_potential(ws)
+    return any(all(potential[g][k] >= v for k, v in item.need) for g in groups)
 
 
 def _blockers(ws: Workspace, item: Pending) -> set[Reason]:
     """Why the groups that could hold a bundle in a new pod did not add one (now)."""
     out: set[Reason] = set()
-    for _, g in candidates(ws, item):
+    for _, g in item.chain.order:
         if not ws.group_policy[g].horizontal.enabled:
             continue
         if _per_pod(ws, g, item) <= 0:
@@ -169,12 +164,13 @@ def unserved_reason(ws: Workspace, item: Pending, blocked: set[Reason]) -> tuple
 
 def scale_out(ws: Workspace, items: list[Pending]) -> None:
     """Pass 3: new pods for what is left; whatever still remains is reported unserved."""
+    row_kind = ws.row_kind
     for item in items:
         if item.remaining <= 0:
             continue
         rows, takes, blocked = new_pods_for(ws, item, item.remaining)
         for r, t in zip(rows, takes, strict=True):
-            if ws.row_kind[r] == RowKind.NEW:
+            if row_kind[r] == RowKind.NEW:
                 item.new_pods += t
             else:
                 item.in_place += t
@@ -188,30 +184,39 @@ def hold_constraints(ws: Workspace) -> None:
     """``request_resources`` bundles must fit the cluster's *total* capacity; add pods if not."""
     if not ws.snapshot.constraints:
         return
-    real = ws.avail
+    real = ws.free
     n0 = ws.n
-    totals = real.copy()
-    for r in range(min(ws.n_pods, n0)):
+    kc, km = ws.kc, ws.km
+    totals: list[list[int]] = []
+    for r in range(n0):
         pod = ws.pod(r)
-        if ws.row_kind[r] == RowKind.LIVE and pod is not None and pod.ray is not None:
-            totals[r] = ws.vector(pod.ray.total)
-            totals[r, ws.kidx[CPU]] += ws.grown[r, 0]
-            totals[r, ws.kidx[MEMORY]] += ws.grown[r, 1]
-        elif ws.row_kind[r] != RowKind.GONE:
-            totals[r] = ws.group_ray[ws.row_group[r]]
-    totals[ws.n_pods : n0] = ws.group_ray[ws.row_group[ws.n_pods : n0]]
-    ws.avail = totals
-    ws.maybe_negative |= bool((totals < 0).any())
-    ws.forget_bounds()
+        kind = ws.row_kind[r]
+        if kind == RowKind.LIVE and pod is not None and pod.ray is not None:
+            t = ws.vector(pod.ray.total)
+            done = ws.total_delta.get(r)
+            if done is not None:
+                t[kc] += done[0]
+                t[km] += done[1]
+            t[kc] += ws.growns[r][0]
+            t[km] += ws.growns[r][1] + ws.pressure_grown.get(r, 0)
+            totals.append(t)
+        elif kind != RowKind.GONE:
+            totals.append(list(ws.group_ray[ws.row_group[r]]))
+        else:
+            totals.append(list(real[r]))
+    _use(ws, totals)
     items = [pending_of(ws, c.shape, Demand(c.shape, c.count, c.selectors), c.count) for c in ws.snapshot.constraints]
     for item in items:
         item.prefix = "request_resources "
         _, take = pack(ws, item, item.remaining)
-        item.remaining -= int(take.sum())
+        item.remaining -= sum(take)
     scale_out(ws, [i for i in items if i.remaining > 0])
     # back to free capacity: rows added here are empty new pods
-    out = np.zeros_like(ws.avail)
-    out[: real.shape[0]] = real[: min(real.shape[0], out.shape[0])]
-    out[n0 : ws.n] = ws.group_ray[ws.row_group[n0 : ws.n]]
+    out = real[:n0] + [list(ws.group_ray[ws.row_group[r]]) for r in range(n0, ws.n)]
+    _use(ws, out)  # rows that hold constraints stay "placed": removing them would break the hold
+
+
+def _use(ws: Workspace, free: list[list[int]]) -> None:
+    ws.free = free
+    ws.avail.rows = free
     ws.forget_bounds()
-    ws.avail = out  # rows that hold constraints stay "placed": removing them would break the hold

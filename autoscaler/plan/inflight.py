@@ -9,8 +9,6 @@ applied later; a reverted pod is not grown again in the same plan, so its demand
 
 from __future__ import annotations
 
-import numpy as np
-
 from autoscaler.actions import Reason, RevertResize
 from autoscaler.model import CPU, MEMORY, PodState, QoSClass, ResizeState, Resources
 from autoscaler.plan.guards import LAST_MINOR_WITHOUT_MEMORY_LIMIT_DECREASE
@@ -63,7 +61,7 @@ def _verdict(pod: PodState, ws: Workspace) -> tuple[Reason, str] | None:
 
 def handle_in_flight(ws: Workspace) -> None:
     for r, pod in enumerate(ws.snapshot.pods):
-        if pod.in_flight is None or pod.deleting:
+        if pod.in_flight is None or pod.deleting or r in ws.frozen:
             continue
         verdict = _verdict(pod, ws)
         if verdict is None:
@@ -73,5 +71,6 @@ def handle_in_flight(ws: Workspace) -> None:
         ws.reverted.add(r)
         ws.forbid_growth(r)
         # the growth counted as "on its way" will not come
-        ws.avail[r] = np.maximum(ws.avail[r] - ws.vector(in_flight_growth(pod)), 0)
-        ws.capacity_grew()
+        coming = ws.vector(in_flight_growth(pod))
+        ws.free[r] = [max(a - b, 0) for a, b in zip(ws.free[r], coming, strict=True)]
+        ws.forget_bounds()

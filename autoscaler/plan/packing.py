@@ -3,37 +3,45 @@
 Demand placed here needs no action: it waits for Ray (free capacity) or for pods that are coming
 (registered soon, Pending, replicas KubeRay has not created yet, resizes already accepted). Counting
 capacity on its way is what keeps a second planning loop from scaling out again for the same demand.
+
+Placement order: live capacity first, then capacity on its way, then pods this plan adds; within
+each, the groups the demand's best selector matches first, then its fallbacks; within one selector,
+groups as scale-out tries them (priority, then spec order); within a group, row order. A bundle
+goes to the first row that holds it (first fit), largest shapes first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
-
-import numpy as np
-
 from autoscaler.model import CPU, GPU, MEMORY, Demand, Resources
-from autoscaler.plan.workspace import Workspace, shape_text
+from autoscaler.plan.workspace import PLACEABLE, Chain, Workspace, shape_text
 
 
-@dataclass
 class Pending:
     """One demand shape with what is still unplaced."""
 
-    demand: Demand
-    shape: np.ndarray  # (K,) canonical units
-    nz: np.ndarray  # indices of the shape's non-zero keys
-    shape_t: tuple[int, ...]  # the shape as a tuple, for cheap dominance checks
-    group_rank: np.ndarray  # (G,) selector index each group matches first
-    remaining: int
-    in_place: int = 0  # bundles served by free capacity or growth
-    new_pods: int = 0  # bundles served by pods this plan adds
-    prefix: str = ""  # e.g. "placement group pg-1 bundle "
+    __slots__ = ("chain", "demand", "in_place", "need", "new_pods", "nz", "prefix", "remaining", "shape", "shape_t")
 
-    @cached_property
-    def need(self) -> list[tuple[int, int]]:
-        """(key index, amount) of the shape's non-zero keys, as plain ints."""
-        return [(k, self.shape_t[k]) for k in self.nz.tolist()]
+    def __init__(self, demand: Demand, shape: list[int], chain: Chain, remaining: int) -> None:
+        self.demand = demand
+        self.shape = shape  # (K,) canonical units
+        self.shape_t = tuple(shape)  # for cheap dominance checks
+        self.nz = [k for k, v in enumerate(shape) if v]  # the shape's non-zero keys
+        self.need = [(k, shape[k]) for k in self.nz]  # (key index, amount) of the non-zero keys
+        self.chain = chain
+        self.remaining = remaining
+        self.in_place = 0  # bundles served by free capacity or growth
+        self.new_pods = 0  # bundles served by pods this plan adds
+        self.prefix = ""  # e.g. "placement group pg-1 bundle "
+
+    def fresh(self) -> Pending:
+        """The same demand again, nothing placed yet (the next planning round reuses the rest)."""
+        out = Pending.__new__(Pending)
+        out.demand, out.shape, out.shape_t, out.nz, out.need, out.chain = (
+            self.demand, self.shape, self.shape_t, self.nz, self.need, self.chain)
+        out.remaining = self.demand.count
+        out.in_place = out.new_pods = 0
+        out.prefix = self.prefix
+        return out
 
     @property
     def text(self) -> str:
@@ -47,151 +55,167 @@ class Pending:
 
 def pending_of(ws: Workspace, shape: Resources, demand: Demand, count: int) -> Pending:
     vec = ws.vector(shape)
-    return Pending(
-        demand=demand,
-        shape=vec,
-        nz=np.flatnonzero(vec),
-        shape_t=tuple(vec.tolist()),
-        group_rank=ws.rank_for(demand.selectors, vec),
-        remaining=count,
-    )
+    return Pending(demand, vec, ws.chain(demand.selectors, vec), count)
+
+
+def order_key(ws: Workspace) -> list[int]:
+    """Key columns in sort order: GPUs, then CPU, then memory, then the rest."""
+    first = [ws.kidx[k] for k in (GPU, CPU, MEMORY)]
+    return first + [i for i in range(len(ws.keys)) if i not in first]
 
 
 def ordered(ws: Workspace, items: list[Pending]) -> list[Pending]:
-    """Largest first (first-fit decreasing): GPUs, then CPU, then memory, then the rest. Stable,
-    so the order (and the plan) is deterministic."""
-    first = [ws.kidx[k] for k in (GPU, CPU, MEMORY)]
-    rest = [i for i in range(len(ws.keys)) if i not in first]
-    cols = first + rest
-
-    def key(p: Pending) -> tuple[int, ...]:
-        return tuple(-int(p.shape[c]) for c in cols)
-
-    return sorted(items, key=key)
-
-
-def padded(mask: np.ndarray, n: int) -> np.ndarray:
-    """``mask`` extended with False to ``n`` rows (rows added after it was made)."""
-    if mask.shape[0] >= n:
-        return mask
-    return np.concatenate([mask, np.zeros(n - mask.shape[0], dtype=bool)])
-
-
-def fit_counts(avail: np.ndarray, shape: np.ndarray, nz: np.ndarray) -> np.ndarray:
-    """How many bundles of ``shape`` fit in each row of ``avail``."""
-    if nz.size == 0:
-        return np.full(avail.shape[0], np.iinfo(np.int64).max // 4, dtype=np.int64)
-    return (avail[:, nz] // shape[nz]).min(axis=1)
+    """Most constrained first (fewest groups its selectors allow), then largest first (first-fit
+    decreasing): GPUs, then CPU, then memory, then the rest. Stable, so the order (and the plan)
+    is deterministic. Demand that can go to few groups places (and grows pods) before demand that
+    could go anywhere takes the room it needs, as Ray's scheduler orders requests by their label
+    constraints before their size."""
+    cols = order_key(ws)
+    return sorted(items, key=lambda p: (len(p.chain.groups), *(-p.shape[c] for c in cols)))
 
 
 def pack(
     ws: Workspace,
     item: Pending,
     count: int,
-    rows_mask: np.ndarray | None = None,
-    exclude: np.ndarray | None = None,
-    rows: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Place up to ``count`` bundles on rows' free capacity, in :meth:`Workspace.candidates` order
-    (live, then on its way, then new; best selector first within each). ``rows``: only these
-    candidate rows, already in that order (e.g. the pods a scale-out just added).
-    Returns (rows, bundles per row)."""
-    empty = np.zeros(0, dtype=np.int64)
-    if count <= 0 or not ws.may_fit(item.group_rank, item.shape, item.nz):
-        return empty, empty
-    unmasked = rows_mask is None and exclude is None and rows is None
-    if unmasked and ws.known_to_fail(item.group_rank, item.shape_t, grow=False):
-        return empty, empty
-    nz = item.nz
+    exclude: set[int] | None = None,
+    rows: list[int] | None = None,
+) -> tuple[list[int], list[int]]:
+    """Place up to ``count`` bundles on rows' free capacity, in placement order (see the module
+    docstring). ``rows``: only these rows, in this order (e.g. the pods a scale-out just added);
+    ``exclude``: never these rows. Returns (rows, bundles per row)."""
+    if count <= 0:
+        return [], []
+    need = item.need
+    out_rows: list[int] = []
+    out_takes: list[int] = []
+    if not need:  # an empty shape fits anywhere: on the first usable row
+        found = rows if rows is not None else _candidates(ws, item.chain)
+        first = next((r for r in found if exclude is None or r not in exclude), None)
+        return ([first], [count]) if first is not None else ([], [])
     if rows is not None:
-        idx = rows
-    elif nz.size == 0:  # an empty shape fits anywhere
-        idx = ws.candidates(item.group_rank)
-    elif unmasked and not ws.maybe_negative:
-        return _pack_indexed(ws, item, count)
+        _scan(ws, rows, need, count, out_rows, out_takes, exclude)
     else:
-        idx = ws.candidates(item.group_rank)
-    if rows_mask is not None:
-        idx = idx[rows_mask[idx]]
-    if exclude is not None:
-        idx = idx[~padded(exclude, ws.n)[idx]]
-    if idx.size == 0:
-        return empty, empty
-    if nz.size == 0:
-        return idx[:1], np.array([count], dtype=np.int64)
-    if ws.maybe_negative:
-        return _pack_general(ws, item, count, idx, unmasked)
-    # No negative capacity: a row holds a bundle iff every key is at least the shape's, and each
-    # such row holds ≥ 1, so the first ``count`` of them are all packing can use.
-    sub = ws.avail.take(idx, axis=0)
-    shape = item.shape_t
-    keys = nz.tolist()
-    ok = sub[:, keys[0]] >= shape[keys[0]]
-    for k in keys[1:]:
-        ok &= sub[:, k] >= shape[k]
-    has = ok.nonzero()[0][:count]
-    if has.size == 0:
-        return empty, empty
-    return _place(ws, item, count, idx[has].tolist(), sub[has].tolist(), keys)
+        chain = item.chain
+        top = ws.chain_top(chain)
+        if top is None:
+            return [], []
+        for k, v in need:  # most shapes that fit nowhere fail here
+            if top[k] < v:
+                return [], []
+        kc = ws.kc
+        cpu = item.shape[kc]
+        left = count
+        free = ws.free
+        floors = ws.floors
+        for g, shelf in ws.chain_shelves(chain):
+            if shelf.stale:
+                shelf.refresh(free, floors[g], kc)
+            reach = shelf.reach
+            if reach is None:
+                continue
+            top = reach.top
+            for k, v in need:  # the shelf's maximum first: most shelves fail here
+                if top[k] < v:  # type: ignore[index]
+                    break
+            else:
+                top = None
+            if top is not None:
+                continue
+            i, more = reach.find(need, cpu)
+            if not i and not more:
+                continue
+            before = left
+            rows = shelf.rows
+            if 2 * (i + (len(reach.extra_rows) if more else 0)) < len(rows):
+                rows = reach.candidates(i, more)  # few rows have enough CPU: only those
+            left = _scan(ws, rows, need, left, out_rows, out_takes, exclude)
+            if left < before:
+                shelf.dirty = True
+                if left == 0:
+                    break
+            elif shelf.dirty:
+                # every row seen, none could: once such misses have cost as much as a fresh
+                # reach does, get one (what is left of the rows, exactly)
+                shelf.wasted += len(rows)
+                if shelf.wasted >= len(shelf.rows):
+                    shelf.tighten(free, floors[g], kc)
+        if not out_rows:
+            ws.forget_chain_top(chain)
+            return [], []
+    if out_rows:
+        ws.mark_placed(out_rows)
+    return out_rows, out_takes
 
 
-def _pack_indexed(ws: Workspace, item: Pending, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`pack` on all of a chain's candidates, through its :class:`FitIndex`."""
-    keys = item.nz.tolist()
-    rows, caps = ws.fit_index(item.group_rank).first_fits(ws.avail, item.shape_t, keys, count)
-    if not rows:
-        ws.record_failure(item.group_rank, item.shape_t, grow=False)
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty
-    return _place(ws, item, count, rows, caps, keys)
-
-
-def _place(
-    ws: Workspace, item: Pending, count: int, rows: list[int], caps: list[list[int]], keys: list[int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Take bundles from ``rows`` (each holds ≥ 1; ``caps`` their free capacity) in order."""
-    shape = item.shape_t
-    out_rows, takes = [], []
-    left = count
-    for r, a in zip(rows, caps, strict=True):
-        c = min(left, min(a[k] // shape[k] for k in keys))
+def _scan(
+    ws: Workspace, rows: list[int], need: list[tuple[int, int]], left: int,
+    out_rows: list[int], out_takes: list[int], exclude: set[int] | None,
+) -> int:
+    """Take bundles from ``rows`` in order, each row as many as it holds; returns what is left."""
+    free = ws.free
+    journal = ws.journal
+    if len(need) == 2:  # the common shape (CPU and memory): the same, unrolled
+        (k1, v1), (k2, v2) = need
+        for r in rows:
+            a = free[r]
+            if a[k1] < v1 or a[k2] < v2 or (exclude is not None and r in exclude):
+                continue
+            c = a[k1] // v1
+            q = a[k2] // v2
+            if q < c:
+                c = q
+            if left < c:
+                c = left
+            if journal is not None:
+                ws.log_row(r)
+            a[k1] -= c * v1
+            a[k2] -= c * v2
+            out_rows.append(r)
+            out_takes.append(c)
+            left -= c
+            if left == 0:
+                return 0
+        return left
+    for r in rows:
+        a = free[r]
+        c = left
+        for k, v in need:
+            q = a[k] // v
+            if q < c:
+                c = q
+                if c <= 0:
+                    break
+        if c <= 0 or (exclude is not None and r in exclude):
+            continue
+        if journal is not None:
+            ws.log_row(r)
+        for k, v in need:
+            a[k] -= c * v
         out_rows.append(r)
-        takes.append(c)
+        out_takes.append(c)
         left -= c
         if left == 0:
-            break
-    rows_a = np.array(out_rows, dtype=np.int64)
-    takes_a = np.array(takes, dtype=np.int64)
-    ws.avail[rows_a] -= takes_a[:, None] * item.shape
-    ws.mark_placed(rows_a)
-    return rows_a, takes_a
+            return 0
+    return left
 
 
-def _pack_general(
-    ws: Workspace, item: Pending, count: int, idx: np.ndarray, unmasked: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`pack` when some capacity may be negative (every row's count goes into the running sum)."""
-    empty = np.zeros(0, dtype=np.int64)
-    cap = (ws.avail.take(idx, axis=0)[:, item.nz] // item.shape[item.nz]).min(axis=1)
-    has = np.flatnonzero(cap)
-    if has.size == 0:
-        if unmasked:
-            ws.record_failure(item.group_rank, item.shape_t, grow=False)
-        return empty, empty
-    idx, cap = idx[has], cap[has]
-    before = np.cumsum(cap) - cap
-    take = np.minimum(np.maximum(count - before, 0), cap)
-    used = take > 0
-    idx, take = idx[used], take[used]
-    ws.avail[idx] -= take[:, None] * item.shape
-    ws.mark_placed(idx)
-    return idx, take
+def _candidates(ws: Workspace, chain: Chain) -> list[int]:
+    """Every usable row a chain matches, in placement order."""
+    out: list[int] = []
+    for kind in PLACEABLE:
+        shelves = ws.shelves[kind]
+        for g in chain.groups:
+            shelf = shelves[g]
+            if shelf is not None:
+                out.extend(shelf.members)
+    return out
 
 
 def fit_free(ws: Workspace, items: list[Pending]) -> None:
     """Pass 1: demand that fits free (or arriving) capacity needs nothing."""
     for item in items:
-        _, take = pack(ws, item, item.remaining)
-        placed = int(take.sum())
+        _, takes = pack(ws, item, item.remaining)
+        placed = sum(takes)
         item.remaining -= placed
         item.in_place += placed

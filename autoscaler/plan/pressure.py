@@ -7,6 +7,10 @@
   usage/limit at or above the thresholds — grows memory by ``max(× growFactor, + growMin)``.
 Both are capped by the policy max and the node's room. Pods in startup grace, in cooldown or with
 a resize in flight are skipped (as VPA's pressure detector does).
+
+This pass runs before any demand is placed: the work a pod already runs comes first, and the
+memory it adds is there for demand placed after it (as it will be when the next loop plans). The
+new memory becomes the pod's base size: growth for demand, and its sizing mode, come on top.
 """
 
 from __future__ import annotations
@@ -51,8 +55,8 @@ def _fresh_oom(pod: PodState, p: Pressure) -> bool:
 def _eligible(ws: Workspace, r: int, pod: PodState, oom: bool) -> bool:
     """Pods rva may grow for pressure now. An OOM kill is acted on at once: the restarted container
     is in startup grace and may be in cooldown, and waiting would let it be killed again."""
-    g = int(ws.row_group[r])
-    if g < 0 or r in ws.reverted or ws.row_node[r] < 0:
+    g = ws.row_group[r]
+    if g < 0 or r in ws.reverted or r in ws.frozen or ws.row_node[r] < 0:
         return False
     gp = ws.group_policy[g]
     return (
@@ -81,10 +85,10 @@ def grow_for_pressure(ws: Workspace) -> None:
         p = pressure.get(pod.name)
         if p is None or not _eligible(ws, r, pod, oom=_fresh_oom(pod, p)):
             continue
-        mp = ws.group_policy[int(ws.row_group[r])].memory_pressure
-        current = int(ws.req[r, RM] + ws.grown[r, RM])  # includes growth this plan already decided
+        mp = ws.group_policy[ws.row_group[r]].memory_pressure
+        current = ws.reqs[r][RM] + ws.growns[r][RM]  # includes growth this plan already decided
         if _fresh_oom(pod, p):
-            want = oom_bump(int(ws.req[r, RM]), p.peak_usage_bytes, mp.oom_bump_ratio, mp.oom_min_bump)
+            want = oom_bump(ws.reqs[r][RM], p.peak_usage_bytes, mp.oom_bump_ratio, mp.oom_min_bump)
             reason = Reason.OOM_KILLED
             why = (
                 f"OOM-killed ({p.oom_kills}×): memory to max(used + {fmt_bytes(mp.oom_min_bump)}, "
@@ -100,8 +104,8 @@ def grow_for_pressure(ws: Workspace) -> None:
             )
         else:
             continue
-        node = int(ws.row_node[r])
-        ceiling = min(int(ws.grow_max[r, RM]), current + max(0, int(ws.node_free[node, km])))
+        node = ws.row_node[r]
+        ceiling = min(ws.maxes[r][RM], current + max(0, ws.nfree[node][km]))
         target = min(want, ceiling)
         if target <= current:
             if want > current:
@@ -115,8 +119,9 @@ def grow_for_pressure(ws: Workspace) -> None:
         if target < want:
             why += f"; capped at {fmt_bytes(target)} (policy max or node room)"
         ws.growth[r].reasons.append((reason, why))
-        ws.grown[r, RM] += target - current
-        ws.avail[r, km] += target - current
-        ws.capacity_grew()
-        ws.node_free[node, km] -= target - current
-        ws.node_changed(node)
+        # the pod's new base size: growth for demand (and its sizing) comes on top of it
+        ws.reqs[r][RM] += target - current
+        ws.pressure_grown[r] = ws.pressure_grown.get(r, 0) + target - current
+        ws.free[r][km] += target - current
+        ws.nfree[node][km] -= target - current
+        ws.capacity_added(r)

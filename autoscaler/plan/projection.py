@@ -1,9 +1,11 @@
 """The snapshot as it will look once a plan is carried out: resizes done, new replicas on their
 way (not created yet: the planner counts them as capacity arriving), removed pods gone.
 
-The planner plans once more on this projection when it scaled out: packing demand again with the
-new pods present can place it differently (Ray prefers primary-selector nodes), and whatever the
-second look still needs is added now rather than by a second scale-out a loop later.
+The planner plans once more on this projection when it grew or added pods: packing demand again
+with the new capacity present can place it differently, and whatever the second look still needs
+is added now rather than by the next loop. The planner itself derives that round's rows from the
+first round's (:meth:`autoscaler.plan.workspace.Base.derived`); this module is the reference the
+tests hold it to.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ def _under_pressure(ws: Workspace, pod: PodState) -> bool:
 
 def _idle_for_removal(ws: Workspace, r: int, pod: PodState) -> bool:
     ray = pod.ray
-    g = int(ws.row_group[r])
+    g = ws.row_group[r]
     return (
         ray is not None
         and ws.row_kind[r] == RowKind.LIVE
@@ -60,16 +60,26 @@ def remove_idle(ws: Workspace) -> None:
     replicas = [g.replicas for g in groups]
     pods = ws.snapshot.pods
     to_delete = {name for g in groups for name in g.workers_to_delete}
-    # longest idle first, then name: deterministic
-    def idle_first(r: int) -> tuple[float, str]:
-        ray = pods[r].ray
-        return (-(ray.idle_duration_s if ray is not None else 0.0), pods[r].name)
-
-    order = sorted(range(ws.n_pods), key=idle_first)
-    for r in order:
+    idle_timeout = [gp.horizontal.idle_timeout for gp in ws.group_policy]
+    stockout_time = [gp.horizontal.stockout_time for gp in ws.group_policy]
+    now = ws.now
+    order: list[tuple[float, str, int]] = []  # longest idle first, then name: deterministic
+    for r in range(ws.n_pods):  # only pods that can be removed at all (idle long enough, or stuck)
+        p = pods[r]
+        g = ws.row_group[r]
+        if g < 0:
+            continue
+        ray = p.ray
+        if ray is not None:
+            if ray.idle_duration_s >= idle_timeout[g]:
+                order.append((-ray.idle_duration_s, p.name, r))
+        elif p.unschedulable_since is not None and now - p.unschedulable_since >= stockout_time[g]:
+            order.append((-0.0, p.name, r))
+    order.sort()
+    for _, _, r in order:
         pod = pods[r]
-        g = int(ws.row_group[r])
-        if g < 0 or g in ws.group_busy or pod.deleting or pod.name in to_delete:
+        g = ws.row_group[r]
+        if g < 0 or g in ws.group_busy or pod.deleting or pod.name in to_delete or r in ws.frozen:
             continue
         gp = ws.group_policy[g]
         group = groups[g]
@@ -100,8 +110,8 @@ def remove_idle(ws: Workspace) -> None:
 
 
 def _shrinkable(ws: Workspace, r: int, pod: PodState) -> bool:
-    g = int(ws.row_group[r])
-    if g < 0 or g in ws.group_busy:
+    g = ws.row_group[r]
+    if g < 0 or g in ws.group_busy or r in ws.frozen:
         return False
     gp = ws.group_policy[g]
     return (
@@ -128,7 +138,7 @@ def shrink_idle(ws: Workspace) -> None:
         if not _shrinkable(ws, r, pod):
             continue
         assert pod.ray is not None
-        g = int(ws.row_group[r])
+        g = ws.row_group[r]
         gp = ws.group_policy[g]
         window = gp.shrink.idle_window
         idle = pod.ray.idle_duration_s >= window
@@ -171,7 +181,7 @@ def shrink_idle(ws: Workspace) -> None:
         if problem is not None:
             ws.notes.append(f"{pod.name}: not shrunk: {problem}")
             continue
-        if not ws.budget.take(int(ws.row_node[r])):
+        if not ws.budget.take(ws.row_node[r]):
             ws.notes.append(f"{pod.name}: shrink deferred (resize concurrency cap reached)")
             continue
         changes = []

@@ -9,130 +9,290 @@ by X cpu/memory grows its raylet by the same X. Only cpu and memory grow; a shap
 from __future__ import annotations
 
 import math
-
-import numpy as np
+from bisect import insort
 
 from autoscaler.model import CPU, MEMORY
-from autoscaler.plan.fitindex import FitIndex
-from autoscaler.plan.packing import Pending, padded
-from autoscaler.plan.workspace import RC, RM, Workspace
+from autoscaler.plan.fitindex import GrowShelf, Reach, holds
+from autoscaler.plan.packing import Pending
+from autoscaler.plan.workspace import RC, RM, RowKind, Workspace
 
 
 def grow_for(
-    ws: Workspace, item: Pending, count: int, exclude: np.ndarray | None = None
+    ws: Workspace, item: Pending, count: int, exclude: set[int] | None = None
 ) -> tuple[list[int], list[int]]:
     """Place up to ``count`` bundles by growing pods. Returns (rows, bundles per row).
 
-    Rows are visited in order and each takes ``c`` bundles, growing by what its free capacity
-    lacks (within policy max and its node's room); a pod not growing yet needs a resize slot.
-    Which rows can hold one bundle at all is one vectorised test on cached room (see
-    :meth:`Workspace.room`); only the rows actually visited are worked out in Python, and the
-    loop stops once the demand is placed."""
-    if count <= 0 or not ws.may_fit(item.group_rank, item.shape, item.nz, grow=True):
+    Per selector (best first), the pods this plan already grows are tried first (no new resize
+    slot), then the others; within each, groups in scale-out order, rows in order. Each row takes
+    as many bundles as it can hold once grown, growing by what its free capacity lacks (within
+    policy max and its node's room); a pod not growing yet needs a resize slot. A group whose
+    growth shelf cannot hold one bundle is skipped without looking at its rows."""
+    need = item.need
+    if count <= 0 or not need:
         return [], []
-    if exclude is None and ws.known_to_fail(item.group_rank, item.shape_t, grow=True):
-        return [], []
-    idx = ws.growable_candidates(item.group_rank)
-    if exclude is not None:
-        idx = idx[~padded(exclude, ws.n)[idx]]
-    nz = item.nz
-    if idx.size == 0 or nz.size == 0:
-        return [], []
-    kc, km = ws.kidx[CPU], ws.kidx[MEMORY]
-    shape = item.shape.tolist()
-    keys = nz.tolist()
-    # Free + growable capacity only shrinks until ``epoch`` changes (taking c bundles lowers a
-    # row's by c × shape, growth elsewhere on its node lowers its room): block maxima from the
-    # last miss reject shapes nothing can hold without looking at every row again.
-    known = ws.grow_index.get(id(item.group_rank))
-    if known is not None and known.epoch == ws.epoch and not known.may_hold(item.shape_t, keys):
-        return [], []
-    room = ws.room().take(idx, axis=0)
-    eff = ws.avail.take(idx, axis=0)
-    eff[:, kc] += room[:, RC]
-    eff[:, km] += room[:, RM]
-    ok = eff[:, keys[0]] >= shape[keys[0]]
-    for k in keys[1:]:
-        ok &= eff[:, k] >= shape[k]
-    has = ok.nonzero()[0]
-    if has.size == 0:
-        if exclude is None:
-            ws.record_failure(item.group_rank, item.shape_t, grow=True)
-            ws.grow_index[id(item.group_rank)] = FitIndex.of_values(eff, idx, ws.n, ws.epoch)
-        return [], []
-    idx = idx[has]
-    if ws.growth:  # pods this plan already resizes first, within a selector rank (fewer resizes)
-        rank = ws.row_rank(item.group_rank)[idx]
-        idx = idx[np.lexsort((idx, ~ws.growing[idx], rank))]
-    order = idx.tolist()
-    sc, sm = shape[kc], shape[km]
-    need_keys = [(k, shape[k], 1 if k == kc else 2 if k == km else 0) for k in keys]
-    rows: list[int] = []
-    takes: list[int] = []
-    remaining = count
-    capped = False
-    filtered_at = -1  # budget.total when rows no resize slot can help were last dropped
-    i = 0
-    while i < len(order) and remaining > 0:
-        r = order[i]
-        i += 1
-        node = int(ws.row_node[r])
-        avail = ws.avail[r].tolist()
-        free_c, free_m = ws.node_free[node, kc], ws.node_free[node, km]
-        grow_c = max(0, min(int(ws.grow_max[r, RC] - ws.req[r, RC] - ws.grown[r, RC]), int(free_c)))
-        grow_m = max(0, min(int(ws.grow_max[r, RM] - ws.req[r, RM] - ws.grown[r, RM]), int(free_m)))
-        extra = (0, grow_c, grow_m)
-        c = remaining
-        for k, v, g in need_keys:
-            c = min(c, (avail[k] + extra[g]) // v)
-        if c <= 0:
-            continue
-        need_c = max(0, c * sc - avail[kc])
-        need_m = max(0, c * sm - avail[km])
-        if (need_c or need_m) and not ws.growing[r]:
-            if not ws.budget.take(node):
-                capped = True
-                if filtered_at != ws.budget.total and len(order) - i > FILTER_AT:
-                    # from now on a row that is not growing, has no slot and cannot hold one
-                    # bundle without growing is never taken here (slots only run out): drop them
-                    filtered_at = ws.budget.total
-                    order = order[:i] + _worth_visiting(ws, item, order[i:])
-                continue
-            ws.start_growth(r)
-        ws.avail[r] -= c * item.shape
-        ws.avail[r, kc] += need_c
-        ws.avail[r, km] += need_m
-        ws.grown[r, RC] += need_c
-        ws.grown[r, RM] += need_m
-        ws.node_free[node, kc] -= need_c
-        ws.node_free[node, km] -= need_m
-        ws.node_changed(node)
-        if ws.growing[r]:
-            served = ws.growth[r].served
-            served[item.key] = served.get(item.key, 0) + c
-        ws.placed[r] = True
-        ws.group_busy.add(int(ws.row_group[r]))
-        rows.append(r)
-        takes.append(c)
-        remaining -= c
+    chain = item.chain
+    kc, km = ws.kc, ws.km
+    gneed = [(k, v, 0 if k == kc else 1 if k == km else 2) for k, v in need]
+    budget = ws.budget
+    out_rows: list[int] = []
+    out_takes: list[int] = []
+    started: list[int] = []
+    left = count
+    capable = capped = False
+    cpu = item.shape[kc]
+    for level in ws.chain_grow_shelves(chain):
+        for growing in (True, False):
+            for _, gs in level:
+                if gs.stale:
+                    refresh(ws, gs)
+                rows, reach = (gs.growing, gs.growing_reach) if growing else (gs.fresh, gs.fresh_reach)
+                if reach is None:
+                    continue
+                top = reach.top
+                for k, v in need:  # the list's maximum first: most lists fail here
+                    if top[k] < v:  # type: ignore[index]
+                        break
+                else:
+                    top = None
+                if top is not None:
+                    continue
+                i, more = reach.find(need, cpu)
+                if not i and not more:
+                    continue
+                if 2 * (i + (len(reach.extra_rows) if more else 0)) < len(rows):
+                    rows = reach.candidates(i, more)  # few rows can get enough CPU: only those
+                if not growing and budget.total >= budget.per_cluster:
+                    # no resize can start: only say so when some pod could have taken a bundle
+                    if not capped and _any_capable(ws, rows, gneed, exclude):
+                        capable = capped = True
+                    continue
+                before = left
+                left, could, blocked = _grow_scan(ws, item, rows, gneed, left, out_rows, out_takes, exclude,
+                                                  started, growing)
+                capable |= could
+                capped |= blocked
+                if left < before:
+                    gs.dirty[not growing] = True
+                    if left == 0:
+                        break
+                elif gs.dirty[not growing]:  # every row seen, none could (see packing.pack)
+                    gs.wasted[not growing] += len(rows)
+                    if gs.wasted[not growing] >= 2 * len(gs.growing if growing else gs.fresh):
+                        _tighten(ws, gs, growing)
+            if left == 0:
+                break
+        if left == 0:
+            break
+    for r in started:  # now growing: tried first from now on
+        own = ws.grow_shelves[ws.row_group[r]]
+        assert own is not None
+        if r in own.fresh:
+            own.fresh.remove(r)
+            insort(own.growing, r)
+            if own.growing_reach is None:
+                own.growing_reach = Reach([], [], kc)
+            e = own.eff[r] = _eff(ws, r)
+            own.changed.discard(r)
+            own.growing_reach.add(r, e)
+            own.dirty[0] = True
     if capped:
         ws.notes.append(f"{item.text}: some pods could not grow now (resize concurrency cap reached)")
-    return rows, takes
+    return out_rows, out_takes
 
 
-#: Rows left to visit above which dropping the ones a full budget rules out pays for itself.
-FILTER_AT = 16
+def _room(ws: Workspace, r: int) -> tuple[int, int]:
+    """cpu/memory row ``r`` may still grow by: ``min(policy max − request − grown, node room)``, ≥ 0."""
+    nf = ws.nfree[ws.row_node[r]]
+    rq, mx, gr = ws.reqs[r], ws.maxes[r], ws.growns[r]
+    rc = min(mx[0] - rq[0] - gr[0], nf[ws.kc])
+    rm = min(mx[1] - rq[1] - gr[1], nf[ws.km])
+    return (rc if rc > 0 else 0), (rm if rm > 0 else 0)
 
 
-def _worth_visiting(ws: Workspace, item: Pending, rest: list[int]) -> list[int]:
-    """``rest`` without rows that cannot take a bundle in this call any more: not growing yet,
-    no resize slot on their node, and too little free capacity for one bundle as they are."""
-    if not rest:
-        return rest
-    idx = np.array(rest, dtype=np.int64)
-    fits_now = (ws.avail.take(idx, axis=0)[:, item.nz] // item.shape[item.nz]).min(axis=1) > 0
-    keep = ws.growing.take(idx) | ~ws.budget.full(ws.row_node.take(idx)) | fits_now
-    return idx[keep].tolist()
+def _eff(ws: Workspace, r: int) -> list[int]:
+    """Row ``r``'s free capacity once grown as far as it may."""
+    out = list(ws.free[r])
+    rc, rm = _room(ws, r)
+    out[ws.kc] += rc
+    out[ws.km] += rm
+    return out
+
+
+def refresh(ws: Workspace, gs: GrowShelf) -> None:
+    """Rebuild a growth shelf from its members: rows that may still grow, split by whether this
+    plan already grows them, with exact reaches."""
+    floor = ws.floors[ws.row_group[gs.members[0]]] if gs.members else []
+    growing: list[int] = []
+    fresh: list[int] = []
+    gvals: list[list[int]] = []
+    fvals: list[list[int]] = []
+    eff = gs.eff
+    eff.clear()
+    for r in gs.members:
+        if not ws.growable[r]:
+            continue
+        e = eff[r] = _eff(ws, r)
+        if floor and not holds(e, floor):
+            continue
+        if r in ws.growth:
+            growing.append(r)
+            gvals.append(e)
+        else:
+            fresh.append(r)
+            fvals.append(e)
+    gs.growing, gs.fresh = growing, fresh
+    gs.growing_reach = Reach(growing, gvals, ws.kc) if gvals else None
+    gs.fresh_reach = Reach(fresh, fvals, ws.kc) if fvals else None
+    gs.changed.clear()
+    gs.stale = False
+    gs.dirty = [False, False]
+    gs.wasted = [0, 0]
+
+
+def _tighten(ws: Workspace, gs: GrowShelf, growing: bool) -> None:
+    """After scans of a whole list found nothing: drop rows that can hold nothing any more, and an
+    exact reach again (rows whose capacity or node room changed are looked at again)."""
+    rows = gs.growing if growing else gs.fresh
+    floor = ws.floors[ws.row_group[rows[0]]] if rows else []
+    eff, changed = gs.eff, gs.changed
+    keep: list[int] = []
+    vals: list[list[int]] = []
+    for r in rows:
+        if r in changed:
+            e = eff[r] = _eff(ws, r)
+            changed.discard(r)
+        else:
+            e = eff[r]
+        if floor and not holds(e, floor):
+            continue
+        keep.append(r)
+        vals.append(e)
+    reach = Reach(keep, vals, ws.kc) if vals else None
+    if growing:
+        gs.growing, gs.growing_reach = keep, reach
+    else:
+        gs.fresh, gs.fresh_reach = keep, reach
+    gs.dirty[not growing] = False
+    gs.wasted[not growing] = 0
+
+
+def _any_capable(ws: Workspace, rows: list[int], gneed: list[tuple[int, int, int]], exclude: set[int] | None) -> bool:
+    for r in rows:
+        if exclude is not None and r in exclude:
+            continue
+        rc, rm = _room(ws, r)
+        a = ws.free[r]
+        for k, v, col in gneed:
+            if a[k] + (rc if col == 0 else rm if col == 1 else 0) < v:
+                break
+        else:
+            return True
+    return False
+
+
+def _grow_scan(
+    ws: Workspace, item: Pending, rows: list[int], gneed: list[tuple[int, int, int]], left: int,
+    out_rows: list[int], out_takes: list[int], exclude: set[int] | None, started: list[int], growing: bool,
+) -> tuple[int, bool, bool]:
+    """Grow rows in order for ``left`` bundles; returns (left, some row could hold one, a row that
+    could was refused a resize slot)."""
+    free, nfree, reqs, maxes, growns = ws.free, ws.nfree, ws.reqs, ws.maxes, ws.growns
+    row_node, row_group, placed, busy = ws.row_node, ws.row_group, ws.placed, ws.group_busy
+    budget, growth, journal = ws.budget, ws.growth, ws.journal
+    live = ws.shelves[RowKind.LIVE]
+    grow_shelves = ws.grow_shelves
+    kc, km = ws.kc, ws.km
+    sc, sm = item.shape[kc], item.shape[km]
+    key = item.key
+    capable = capped = False
+    eff = grow_shelves[row_group[rows[0]]].eff if rows else {}  # type: ignore[union-attr]
+    for r in rows:
+        if exclude is not None and r in exclude:
+            continue
+        seen = eff.get(r)  # what the row could take when last looked at: an upper bound
+        if seen is not None:
+            for k, v, _ in gneed:
+                if seen[k] < v:
+                    break
+            else:
+                seen = None
+            if seen is not None:
+                continue
+        node = row_node[r]
+        nf = nfree[node]
+        a = free[r]
+        rq, mx, gr = reqs[r], maxes[r], growns[r]
+        rc = mx[0] - rq[0] - gr[0]
+        if nf[kc] < rc:
+            rc = nf[kc]
+        rm = mx[1] - rq[1] - gr[1]
+        if nf[km] < rm:
+            rm = nf[km]
+        rc = rc if rc > 0 else 0
+        rm = rm if rm > 0 else 0
+        c = left
+        for k, v, col in gneed:
+            q = (a[k] + (rc if col == 0 else rm if col == 1 else 0)) // v
+            if q < c:
+                c = q
+                if c <= 0:
+                    break
+        if c <= 0:
+            continue
+        capable = True
+        need_c = c * sc - a[kc]
+        need_m = c * sm - a[km]
+        need_c = need_c if need_c > 0 else 0
+        need_m = need_m if need_m > 0 else 0
+        if not growing and (need_c or need_m):
+            if not budget.take(node):
+                capped = True
+                continue
+            if journal is not None:
+                journal.append(("slot", node))
+            ws.start_growth(r)
+            started.append(r)
+        if journal is not None:
+            ws.log_row(r)
+            ws.log_node(node)
+        for k, v, _ in gneed:
+            a[k] -= c * v
+        a[kc] += need_c
+        a[km] += need_m
+        gr[0] += need_c
+        gr[1] += need_m
+        nf[kc] -= need_c
+        nf[km] -= need_m
+        if need_c or need_m:  # room on the node shrank: its rows' reach is stale
+            for r2 in ws.node_rows(node):
+                gs2 = grow_shelves[row_group[r2]] if row_group[r2] >= 0 else None
+                if gs2 is not None:
+                    gs2.changed.add(r2)
+        else:
+            own = grow_shelves[row_group[r]]
+            if own is not None:
+                own.changed.add(r)
+        entry = growth.get(r)
+        if entry is not None:
+            served = entry.served
+            if journal is not None:
+                ws.log_served(served, key)
+            served[key] = served.get(key, 0) + c
+        placed[r] = True
+        g = row_group[r]
+        shelf = live[g]
+        if shelf is not None:
+            shelf.dirty = True
+        if g not in busy:
+            busy.add(g)
+            if journal is not None:
+                journal.append(("busy", g))
+        out_rows.append(r)
+        out_takes.append(c)
+        left -= c
+        if left == 0:
+            break
+    return left, capable, capped
 
 
 def grow_in_place(ws: Workspace, items: list[Pending]) -> None:

@@ -1,20 +1,27 @@
-"""The planner's scratch state for one ``plan()`` call: capacity rows, node room, decisions so far.
+"""The planner's scratch state for one planning round: capacity rows, node room, decisions so far.
 
 Every place Ray work can land is a *row*: a live pod (its Ray ``available``), a pod on its way (not
 registered with Ray yet, Pending, or a replica KubeRay has not created: the group's Ray resources),
-or a pod this plan adds (same). Rows are numpy arrays over one resource-key axis so the packing
-work, which grows with pods × demand shapes, runs vectorised. Node room is Kubernetes-side:
-``allocatable − Σ max(spec, allocated, actual)`` minus what this plan has already grown.
+or a pod this plan adds (same). A row's capacity is a plain list of ints over one resource-key
+axis; node room is Kubernetes-side: ``allocatable − Σ max(spec, allocated, actual)`` minus what
+this plan has already grown. Rows are looked up through per-group shelves (:mod:`.fitindex`), so a
+demand shape only ever looks at the groups its selectors allow, and a group that cannot hold it is
+skipped in one comparison.
+
+:class:`Base` is what one snapshot gives before any decision; :meth:`Base.workspace` hands a fresh
+workspace to a planning round, and :meth:`Base.derived` the workspace of the same snapshot with a
+plan already carried out (the settle round), without building a projected snapshot pod by pod.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
-import numpy as np
-
-from autoscaler.actions import Action, Reason, Unserved
+from autoscaler.actions import Action, GrowPod, Plan, Reason, RemovePod, RevertResize, ScaleOut, ShrinkPod, Unserved
 from autoscaler.model import (
     ANY_NODE,
     CPU,
@@ -30,15 +37,15 @@ from autoscaler.model import (
     Resources,
     Snapshot,
 )
-from autoscaler.plan.fitindex import FitIndex
-from autoscaler.plan.guards import Budget, in_cooldown
+from autoscaler.plan.fitindex import GrowShelf, Shelf
+from autoscaler.plan.guards import Budget
 from autoscaler.policy import GroupPolicy, Policy
 
 #: "No bound": large enough for any byte count, small enough that sums never overflow int64.
-UNBOUNDED = np.int64(1) << np.int64(60)
+UNBOUNDED = 1 << 60
 #: Rank of a group a selector chain does not match.
 NO_MATCH = 1 << 30
-#: Column of cpu and memory in the (rows, 2) growth arrays.
+#: Column of cpu and memory in the per-row (cpu, memory) growth lists.
 RC, RM = 0, 1
 GROWABLE = (CPU, MEMORY)
 
@@ -48,6 +55,26 @@ class RowKind(IntEnum):
     ARRIVING = 1  # pod exists but raylet not registered yet, or replica not created yet
     NEW = 2  # pod this plan adds
     GONE = 3  # draining, deleting, failed, stuck: no capacity
+
+
+#: Row kinds that hold capacity, in placement order (live first, as Ray places work).
+PLACEABLE = (RowKind.LIVE, RowKind.ARRIVING, RowKind.NEW)
+
+
+class Grid:
+    """``grid[r, c]`` over a list of row lists: the numpy-style indexing :func:`size_growth` uses.
+    The rows are the workspace's own lists, so writes land where the hot paths read."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list[list[int]]) -> None:
+        self.rows = rows
+
+    def __getitem__(self, key: tuple[int, int]) -> int:
+        return self.rows[key[0]][key[1]]
+
+    def __setitem__(self, key: tuple[int, int], value: int) -> None:
+        self.rows[key[0]][key[1]] = int(value)
 
 
 @dataclass
@@ -68,6 +95,24 @@ class NewPods:
     served: dict[tuple[str, Resources], int] = field(default_factory=dict)
 
 
+class Chain:
+    """One selector chain (primary + fallbacks) as it ranks the worker groups, for demand with or
+    without GPUs. ``levels`` are the matching groups per selector, each ordered as scale-out tries
+    them (priority, then spec order); ``order`` is every matching ``(rank, group)`` in that order."""
+
+    __slots__ = ("groups", "levels", "order", "rank")
+
+    def __init__(self, rank: list[int], priority: list[int]) -> None:
+        self.rank = rank
+        matching = ((r, g) for g, r in enumerate(rank) if r < NO_MATCH)
+        self.order = sorted(matching, key=lambda rg: (rg[0], -priority[rg[1]], rg[1]))
+        levels: dict[int, list[int]] = {}
+        for r, g in self.order:
+            levels.setdefault(r, []).append(g)
+        self.levels = list(levels.values())
+        self.groups = [g for _, g in self.order]
+
+
 @dataclass
 class Workspace:
     snapshot: Snapshot
@@ -76,358 +121,316 @@ class Workspace:
     keys: list[str]
     kidx: dict[str, int]
     group_policy: list[GroupPolicy]
-    group_ray: np.ndarray  # (G, K) Ray resources of a new pod
-    group_has_gpu: np.ndarray  # (G,) bool
-    group_ray_list: list[list[int]]  # group_ray as plain ints (one group at a time is cheaper so)
+    group_ray: list[list[int]]  # (G, K) Ray resources of a new pod
+    group_has_gpu: list[bool]
     # rows ------------------------------------------------------------------------------------
     n: int
     n_pods: int  # rows [0, n_pods) are snapshot.pods in order
-    avail: np.ndarray  # (cap, K) Ray capacity free now or on its way
-    row_group: np.ndarray  # (cap,) group index (-1 unknown)
-    row_node: np.ndarray  # (cap,) node index (-1 none)
-    row_kind: np.ndarray  # (cap,) RowKind
-    growable: np.ndarray  # (cap,) bool: may be grown in place by this plan
-    req: np.ndarray  # (cap, 2) current cpu/memory requests
-    grow_max: np.ndarray  # (cap, 2) largest cpu/memory request allowed (policy max, key present)
-    grown: np.ndarray  # (cap, 2) growth this plan decided (demand, sizing, pressure)
-    placed: np.ndarray  # (cap,) bool: demand placed on this row by this plan
-    growing: np.ndarray  # (cap,) bool: row has a ``growth`` entry (mirror, for vectorised checks)
+    free: list[list[int]]  # (n, K) Ray capacity free now or on its way
+    row_group: list[int]  # group index (-1 unknown)
+    row_node: list[int]  # node index (-1 none)
+    row_kind: list[int]  # RowKind
+    growable: list[bool]  # may be grown in place by this plan
+    reqs: list[list[int]]  # (n, 2) cpu/memory requests (plus pressure growth this plan decided)
+    maxes: list[list[int]]  # (n, 2) largest cpu/memory request allowed (policy max, key present)
+    growns: list[list[int]]  # (n, 2) growth for demand this plan decided (and its sizing)
+    placed: list[bool]  # demand placed on this row by this plan
     # nodes -------------------------------------------------------------------------------------
     node_index: dict[str, int]
-    node_free: np.ndarray  # (N, K) Kubernetes room left
+    nfree: list[list[int]]  # (N, K) Kubernetes room left
     # decisions ---------------------------------------------------------------------------------
     budget: Budget
+    chains: Chains
+    #: per group, (key, amount) of the least of every shape that may land on it: a row with less
+    #: of some key holds nothing this plan places
+    floors: list[list[tuple[int, int]]]
     growth: dict[int, Growth] = field(default_factory=dict)
     new_pods: dict[int, NewPods] = field(default_factory=dict)
     reverted: set[int] = field(default_factory=set)
     removed: set[int] = field(default_factory=set)
+    #: rows an earlier round of this plan already resizes or removes (settle rounds): left alone
+    frozen: set[int] = field(default_factory=set)
+    #: cpu/memory a resize an earlier round decided adds to a row's Ray total
+    total_delta: dict[int, list[int]] = field(default_factory=dict)
+    #: memory this plan grows a row by for pressure (already in ``reqs``: demand growth comes on top)
+    pressure_grown: dict[int, int] = field(default_factory=dict)
     actions: list[Action] = field(default_factory=list)  # reverts, shrinks, removals (built directly)
     unserved: list[Unserved] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     group_busy: set[int] = field(default_factory=set)
     stuck_groups: set[int] = field(default_factory=set)  # groups with a pod stuck past stockoutTime
-    _rank_by_id: dict[tuple[int, bool], tuple[tuple[LabelSelector, ...], np.ndarray]] = field(default_factory=dict)
-    _rank_cache: dict[tuple[tuple[LabelSelector, ...], bool], np.ndarray] = field(default_factory=dict)
-    group_order_cache: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
-    potential: np.ndarray | None = None  # (G, K) see horizontal.group_potential
-    #: (G, K) upper bounds of one row's free / growable capacity per group (quick rejects)
-    _free_bound: np.ndarray | None = None
-    _grow_bound: np.ndarray | None = None
-    _bound_lists: dict[bool, list[list[int]]] = field(default_factory=dict)  # the bounds as lists, by grow?
-    _matching_list: dict[int, list[int]] = field(default_factory=dict)  # id(group rank) → matching groups
-    #: (id(group rank), grow?) → minimal shapes known not to fit (anything at least as big fails too)
-    _failed: dict[tuple[int, bool], list[tuple[int, ...]]] = field(default_factory=dict)
-    #: id(group rank array) → (n when computed, row ranks, usable candidates sorted, growable candidates)
-    _rows_cache: dict[int, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
-    _fit_index: dict[int, FitIndex] = field(default_factory=dict)  # id(group rank) → its index
-    #: id(group rank) → free + growable capacity of its growable candidates at the last miss
-    grow_index: dict[int, FitIndex] = field(default_factory=dict)
-    #: some row may have negative free capacity (Ray can report that): packing takes its general path
-    maybe_negative: bool = False
-    #: bumped whenever some row's free capacity grows (so pruned candidate lists go stale)
-    epoch: int = 0
-    #: (cap, 2) cpu/memory each row may still grow by, see :meth:`room`; None: recompute all
-    _room: np.ndarray | None = None
-    _room_stale: set[int] = field(default_factory=set)  # nodes whose rows' room is out of date
-    _node_rows: dict[int, list[int]] | None = None  # node → pod rows on it
+    potential: list[list[int]] | None = None  # (G, K) see horizontal.group_potential
+    #: undo records while a placement group is being placed (all or nothing), else None
+    journal: list[tuple[Any, ...]] | None = None
+    # where shapes look (see fitindex) ------------------------------------------------------------
+    shelves: list[list[Shelf | None]] = field(default_factory=list)  # [kind][group]
+    grow_shelves: list[GrowShelf | None] = field(default_factory=list)  # [group]
+    shelves_made: int = 0  # shelves added since the workspace was made (new pods of a new group)
+    #: bumped whenever capacity grows other than by new pods: cached chain maxima are dropped
+    version: int = 0
+    #: the group of each ``add_rows`` call, in order: cached chain maxima catch up with new pods
+    added: list[int] = field(default_factory=list)
+    #: id(chain) → (shelves_made when cached, its shelves in placement order)
+    _chain_shelves: dict[int, tuple[int, list[tuple[int, Shelf]]]] = field(default_factory=dict)
+    #: id(chain) → its growth shelves, per selector
+    _chain_grow: dict[int, list[list[tuple[int, GrowShelf]]]] = field(default_factory=dict)
+    #: id(chain) → (version, len(added) when made, per-key maximum of its free capacity or None)
+    _chain_top: dict[int, tuple[int, int, list[int] | None]] = field(default_factory=dict)
+    _node_rows: dict[int, list[int]] | None = None
+
+    def __post_init__(self) -> None:
+        self.kc = self.kidx[CPU]
+        self.km = self.kidx[MEMORY]
+        self.kg = self.kidx[GPU]
+        self._grids()
+        if not self.shelves:
+            self._index()
+
+    def _grids(self) -> None:
+        # what size_growth reads and writes: grid views over the same lists
+        self.avail = Grid(self.free)
+        self.req = Grid(self.reqs)
+        self.grow_max = Grid(self.maxes)
+        self.grown = Grid(self.growns)
+        self.node_free = Grid(self.nfree)
+
+    def _index(self) -> None:
+        G = len(self.snapshot.groups)
+        members: list[list[list[int]]] = [[[] for _ in range(G)] for _ in PLACEABLE]
+        grow: list[list[int]] = [[] for _ in range(G)]
+        for r in range(self.n):
+            kind, g = self.row_kind[r], self.row_group[r]
+            if g >= 0 and kind != RowKind.GONE:
+                members[kind][g].append(r)
+                if self.growable[r]:
+                    grow[g].append(r)
+        self.shelves = [[Shelf(rows) if rows else None for rows in per_kind] for per_kind in members]
+        self.grow_shelves = [GrowShelf(rows) if rows else None for rows in grow]
 
     # ------------------------------------------------------------------------------------------
-    def vector(self, res: Resources) -> np.ndarray:
-        out = np.zeros(len(self.keys), dtype=np.int64)
+    def vector(self, res: Resources) -> list[int]:
+        out = [0] * len(self.keys)
         for k, v in res._items:
             i = self.kidx.get(k)
             if i is not None:
                 out[i] = v
         return out
 
-    def fits_keys(self, res: Resources) -> bool:
-        return all(k in self.kidx for k in res)
-
-    def group_rank(self, chain: tuple[LabelSelector, ...], shape: np.ndarray) -> np.ndarray:
-        """(G,) index of the first selector each group matches (NO_MATCH if none or guarded)."""
-        cpu_only = bool(shape[self.kidx[GPU]] == 0)
-        key = (chain, cpu_only)
-        hit = self._rank_cache.get(key)
-        if hit is not None:
-            return hit
-        groups = self.snapshot.groups
-        rank = np.full(len(groups), NO_MATCH, dtype=np.int64)
-        for g, group in enumerate(groups):
-            if cpu_only and self.group_has_gpu[g] and not self.group_policy[g].allow_cpu_only_on_gpu:
-                continue  # CPU-only demand never lands on GPU groups unless the policy allows it
-            for i, selector in enumerate(chain):
-                if selector.matches(group.labels):
-                    rank[g] = i
-                    break
-        self._rank_cache[key] = rank
-        return rank
-
-    def rank_for(self, selectors: tuple[LabelSelector, ...], shape: np.ndarray) -> np.ndarray:
-        """:meth:`group_rank` for a demand's ``selectors`` (primary + fallbacks), cached by the
+    def chain(self, selectors: tuple[LabelSelector, ...], shape: list[int]) -> Chain:
+        """The :class:`Chain` of a demand's ``selectors`` (primary + fallbacks), cached by the
         tuple's identity: hashing a selector chain costs more than the lookup saves otherwise.
-        The tuple is kept in the cache, so its id stays unique for the workspace's lifetime."""
-        cpu_only = bool(shape[self.kidx[GPU]] == 0)
-        hit = self._rank_by_id.get((id(selectors), cpu_only))
-        if hit is None:
-            rank = self.group_rank(selectors or (ANY_NODE,), shape)
-            hit = self._rank_by_id[(id(selectors), cpu_only)] = (selectors, rank)
-        return hit[1]
+        The tuple is kept in the cache, so its id stays unique for the plan's lifetime."""
+        return self.chains.get(selectors, shape[self.kg] == 0)
 
-    def row_rank(self, group_rank: np.ndarray) -> np.ndarray:
-        """(n,) rank of each row's group."""
-        return self._rows_for(group_rank)[1]
-
-    def candidates(self, group_rank: np.ndarray) -> np.ndarray:
-        """Usable rows a chain matches, in placement order: live capacity first, then capacity on
-        its way, then pods this plan adds; within each, the best selector first, then row order.
-        Live first is what Ray does (a task runs now on any node one of its selectors allows), and
-        it keeps the plan stable: capacity a scale-out adds is used for what did not fit now."""
-        return self._rows_for(group_rank)[2]
-
-    def fit_index(self, group_rank: np.ndarray) -> FitIndex:
-        """The chain's :class:`FitIndex` over :meth:`candidates`, rebuilt when rows were added or
-        some capacity grew since it was built."""
-        hit = self._fit_index.get(id(group_rank))
-        if hit is not None and hit.n == self.n and hit.epoch == self.epoch:
-            return hit
-        idx = self.candidates(group_rank)
-        if hit is not None and hit.epoch == self.epoch:
-            out = hit.extended(self.avail, idx, self.n)  # only rows were added: keep the blocks before them
-        else:
-            out = FitIndex.build(self.avail, idx, self.n, self.epoch)
-        self._fit_index[id(group_rank)] = out
+    # where a chain looks ----------------------------------------------------------------------------
+    def chain_shelves(self, chain: Chain) -> list[tuple[int, Shelf]]:
+        """(group, shelf) of every shelf a chain may use, in placement order: live rows first, then
+        rows on their way, then new pods; groups as the chain ranks them."""
+        hit = self._chain_shelves.get(id(chain))
+        if hit is not None and hit[0] == self.shelves_made:
+            return hit[1]
+        out = []
+        for per_kind in self.shelves:
+            for g in chain.groups:
+                shelf = per_kind[g]
+                if shelf is not None:
+                    out.append((g, shelf))
+        self._chain_shelves[id(chain)] = (self.shelves_made, out)
         return out
 
-    def room(self) -> np.ndarray:
-        """(cap, 2) cpu/memory each row may still grow by: ``min(policy max − request − grown,
-        node room)``, at least 0 (meaningless for rows that cannot grow). Kept up to date per
-        node: growth changes one node's room, so only the rows on that node are recomputed."""
-        if self._room is None:
-            self._room = np.zeros((self.avail.shape[0], 2), dtype=np.int64)
-            rows = np.arange(self.n_pods)
-            self._room[rows] = self._room_of(rows)
-            self._room_stale.clear()
-        elif self._room_stale:
-            if self._node_rows is None:
-                self._node_rows = {}
-                for r, node in enumerate(self.row_node[: self.n_pods].tolist()):
-                    self._node_rows.setdefault(node, []).append(r)
-            stale = [r for node in sorted(self._room_stale) for r in self._node_rows.get(node, ())]
-            self._room_stale.clear()
-            if stale:
-                rows = np.array(stale, dtype=np.int64)
-                self._room[rows] = self._room_of(rows)
-        return self._room
+    def chain_top(self, chain: Chain) -> list[int] | None:
+        """Per key, the most free capacity any row the chain may use has (an upper bound: kept
+        while capacity only shrinks; ``None``: no row has any). A shape above it in some key fits
+        nowhere — the common case once free capacity is taken — and is turned away in one look."""
+        hit = self._chain_top.get(id(chain))
+        if hit is not None and hit[0] == self.version:
+            seen, top = hit[1], hit[2]
+            if seen < len(self.added):  # pods added since: their capacity counts too
+                rank = chain.rank
+                for g in set(self.added[seen:]):
+                    if rank[g] < NO_MATCH:
+                        ray = self.group_ray[g]
+                        top = list(ray) if top is None else [a if a > b else b for a, b in zip(top, ray, strict=True)]
+                self._chain_top[id(chain)] = (self.version, len(self.added), top)
+            return top
+        top = None
+        for g, shelf in self.chain_shelves(chain):
+            if shelf.stale:
+                shelf.refresh(self.free, self.floors[g], self.kc)
+            t = shelf.reach.top if shelf.reach is not None else None
+            if t is not None:
+                top = list(t) if top is None else [a if a > b else b for a, b in zip(top, t, strict=True)]
+        self._chain_top[id(chain)] = (self.version, len(self.added), top)
+        return top
 
-    def _room_of(self, rows: np.ndarray) -> np.ndarray:
-        cols = [self.kidx[CPU], self.kidx[MEMORY]]
-        by_policy = self.grow_max.take(rows, axis=0) - self.req.take(rows, axis=0) - self.grown.take(rows, axis=0)
-        by_node = self.node_free.take(self.row_node.take(rows), axis=0)[:, cols]
-        return np.maximum(np.minimum(by_policy, by_node), 0)
+    def forget_chain_top(self, chain: Chain) -> None:
+        """After a look that found nothing its shelves may be tighter: recompute next time."""
+        self._chain_top.pop(id(chain), None)
+
+    def chain_grow_shelves(self, chain: Chain) -> list[list[tuple[int, GrowShelf]]]:
+        """Per selector of the chain (best first), (group, growth shelf) of its groups that have one."""
+        hit = self._chain_grow.get(id(chain))
+        if hit is None:
+            hit = self._chain_grow[id(chain)] = [
+                [(g, gs) for g in level if (gs := self.grow_shelves[g]) is not None] for level in chain.levels
+            ]
+        return hit
+
+    # capacity that grows ------------------------------------------------------------------------
+    def capacity_added(self, row: int) -> None:
+        """A row gained free capacity (sizing headroom): its shelf is rebuilt before its next use."""
+        self.version += 1
+        g = self.row_group[row]
+        kind = self.row_kind[row]
+        if g >= 0 and kind != RowKind.GONE:
+            shelf = self.shelves[kind][g]
+            if shelf is not None:
+                shelf.stale = True
 
     def node_changed(self, node: int) -> None:
-        """A node's room or a pod's growth on it changed: its rows' :meth:`room` is stale."""
-        self._room_stale.add(node)
-
-    def capacity_grew(self) -> None:
-        self.epoch += 1
-
-    def growable_candidates(self, group_rank: np.ndarray) -> np.ndarray:
-        """Growable rows a chain matches, best selector first, then row order."""
-        return self._rows_for(group_rank)[3]
-
-    def _rows_for(self, group_rank: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-        # rows only change when a plan adds pods (or a revert makes a row non-growable, which
-        # happens before any placement), so the per-chain views are cached until ``n`` changes
-        hit = self._rows_cache.get(id(group_rank))
-        if hit is not None and hit[0] == self.n:
-            return hit
-        if hit is not None and hit[0] < self.n:
-            return self._extend_rows(group_rank, hit)
-        n = self.n
-        groups = self.row_group[:n]
-        rank = np.where(groups >= 0, group_rank[np.maximum(groups, 0)], NO_MATCH)
-        ok = (rank < NO_MATCH) & (self.row_kind[:n] != RowKind.GONE)
-        idx = np.flatnonzero(ok)
-        idx = idx[np.lexsort((idx, rank[idx], self.row_kind[idx]))]
-        grow = np.flatnonzero(ok & self.growable[:n])
-        grow = grow[np.lexsort((grow, rank[grow]))]
-        out = (n, rank, idx, grow)
-        self._rows_cache[id(group_rank)] = out
-        return out
-
-    def _extend_rows(
-        self, group_rank: np.ndarray, hit: tuple[int, np.ndarray, np.ndarray, np.ndarray]
-    ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-        """Rows added since: new pods, never growable; re-sorted into placement order."""
-        old_n, old_rank, idx, grow = hit
-        new = np.arange(old_n, self.n)
-        groups = self.row_group[old_n : self.n]
-        rank_new = np.where(groups >= 0, group_rank[np.maximum(groups, 0)], NO_MATCH)
-        rank = np.concatenate([old_rank, rank_new])
-        keep = new[(rank_new < NO_MATCH) & (self.row_kind[old_n : self.n] != RowKind.GONE)]
-        if keep.size:
-            # only new-pod rows were added and those sort last: re-sort just that tail
-            last = idx[-1] if idx.size else -1
-            if last >= 0 and self.row_kind[last] == RowKind.NEW and rank[keep].min() >= rank[last] \
-                    and (rank[keep][1:] >= rank[keep][:-1]).all():
-                idx = np.concatenate([idx, keep])  # they sort after every row there (common: one rank)
-            else:
-                start = int(np.searchsorted(self.row_kind.take(idx), RowKind.NEW))
-                tail = np.concatenate([idx[start:], keep])
-                tail = tail[np.lexsort((tail, rank[tail]))]
-                idx = np.concatenate([idx[:start], tail])
-        out = (self.n, rank, idx, grow)
-        self._rows_cache[id(group_rank)] = out
-        return out
-
-    def _per_group_max(self, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(self.snapshot.groups), len(self.keys)), dtype=np.int64)
-        known = self.row_group[rows] >= 0
-        np.maximum.at(out, self.row_group[rows][known], values[known])
-        return out
-
-    def may_fit(self, item_rank: np.ndarray, shape: np.ndarray, nz: np.ndarray, grow: bool = False) -> bool:
-        """False when no row of a matching group can hold one bundle, free (or grown). Cheap: the
-        bounds are per group and stay valid while capacity only shrinks; anything that adds
-        capacity updates or drops them. Plain lists: G × K is tiny, numpy calls would cost more."""
-        if nz.size == 0:
-            return True
-        groups = self._matching_list.get(id(item_rank))
-        if groups is None:
-            groups = self._matching_list[id(item_rank)] = np.flatnonzero(item_rank < NO_MATCH).tolist()
-        if not groups:
-            return False
-        bounds = self._bound_lists.get(grow)
-        if bounds is None:
-            bounds = self._bound_lists[grow] = (self.grow_bound() if grow else self.free_bound()).tolist()
-        need = [(k, v) for k, v in zip(nz.tolist(), shape[nz].tolist(), strict=True)]
-        for g in groups:
-            row = bounds[g]
-            for k, v in need:
-                if row[k] < v:
-                    break
-            else:
-                return True
-        return False
-
-    def known_to_fail(self, group_rank: np.ndarray, shape: tuple[int, ...], grow: bool) -> bool:
-        """A shape at least as big as one that already did not fit (capacity has only shrunk since)."""
-        for f in self._failed.get((id(group_rank), grow), ()):
-            if all(a >= b for a, b in zip(shape, f, strict=True)):
-                return True
-        return False
-
-    def record_failure(self, group_rank: np.ndarray, shape: tuple[int, ...], grow: bool) -> None:
-        fails = self._failed.setdefault((id(group_rank), grow), [])
-        fails[:] = [f for f in fails if not all(a >= b for a, b in zip(f, shape, strict=True))]
-        fails.append(shape)
-
-    def _forget_free_failures(self) -> None:
-        for key in [k for k in self._failed if not k[1]]:
-            del self._failed[key]
-
-    def free_bound(self) -> np.ndarray:
-        if self._free_bound is None:
-            rows = np.flatnonzero(self.usable())
-            self._free_bound = self._per_group_max(rows, self.avail[rows])
-        return self._free_bound
-
-    def grow_bound(self) -> np.ndarray:
-        if self._grow_bound is None:
-            rows = np.flatnonzero(self.growable[: self.n])
-            values = self.avail[rows].copy()
-            cols = [self.kidx[CPU], self.kidx[MEMORY]]
-            policy_room = self.grow_max[rows] - self.req[rows] - self.grown[rows]
-            node_room = self.node_free[self.row_node[rows]][:, cols]
-            values[:, cols] += np.maximum(np.minimum(policy_room, node_room), 0)
-            self._grow_bound = self._per_group_max(rows, values)
-        return self._grow_bound
-
-    def capacity_added(self, row: int) -> None:
-        """A row gained free capacity (sizing headroom): keep the free bound an upper bound."""
-        self.capacity_grew()
-        self._forget_free_failures()
-        if self._free_bound is not None and self.row_group[row] >= 0:
-            g = self.row_group[row]
-            self._free_bound[g] = np.maximum(self._free_bound[g], self.avail[row])
-            self._bound_lists.pop(False, None)
+        """A node's room changed. Room only shrinks while demand is placed, so the growth shelves'
+        bounds stay upper bounds: nothing to do (kept for :func:`size_growth`)."""
 
     def forget_bounds(self) -> None:
-        self.capacity_grew()
-        self._free_bound = None
-        self._grow_bound = None
-        self._bound_lists.clear()
-        self._failed.clear()
+        """Capacity changed in ways the shelves cannot follow: rebuild every one before its next use."""
+        self.version += 1
+        for per_kind in self.shelves:
+            for shelf in per_kind:
+                if shelf is not None:
+                    shelf.stale = True
+        for gs in self.grow_shelves:
+            if gs is not None:
+                gs.stale = True
 
     def forbid_growth(self, row: int) -> None:
         self.growable[row] = False
-        self._rows_cache.clear()
+        g = self.row_group[row]
+        if g >= 0 and self.grow_shelves[g] is not None:
+            gs = self.grow_shelves[g]
+            assert gs is not None
+            if row in gs.members:
+                gs.members.remove(row)
+            gs.stale = True
 
     def start_growth(self, row: int) -> Growth:
         entry = self.growth[row] = Growth()
-        self.growing[row] = True
+        if self.journal is not None:
+            self.journal.append(("growth", row))
         return entry
 
-    def usable(self) -> np.ndarray:
-        return self.row_kind[: self.n] != RowKind.GONE
+    def node_rows(self, node: int) -> list[int]:
+        if self._node_rows is None:
+            self._node_rows = {}
+            for r in range(self.n_pods):
+                self._node_rows.setdefault(self.row_node[r], []).append(r)
+        return self._node_rows.get(node, [])
 
-    def add_rows(self, group: int, count: int) -> np.ndarray:
+    def add_rows(self, group: int, count: int) -> list[int]:
         """Append ``count`` new-pod rows for ``group``; returns their indices."""
-        need = self.n + count
-        if need > self.avail.shape[0]:
-            self._grow_capacity(max(need, 2 * self.avail.shape[0]))
-        rows = np.arange(self.n, need)
-        self.avail[rows] = self.group_ray[group]
-        self.row_group[rows] = group
-        self.row_node[rows] = -1
-        self.row_kind[rows] = RowKind.NEW
-        self.growable[rows] = False
-        self.n = need
-        if self._free_bound is not None:
-            self._free_bound[group] = np.maximum(self._free_bound[group], self.group_ray[group])
-            self._bound_lists.pop(False, None)
-        self._forget_free_failures()
+        start = self.n
+        ray = self.group_ray[group]
+        for _ in range(count):
+            self.free.append(list(ray))
+            self.row_group.append(group)
+            self.row_node.append(-1)
+            self.row_kind.append(RowKind.NEW)
+            self.growable.append(False)
+            self.reqs.append([0, 0])
+            self.maxes.append([0, 0])
+            self.growns.append([0, 0])
+            self.placed.append(False)
+        self.n = start + count
+        rows = list(range(start, self.n))
+        shelves = self.shelves[RowKind.NEW]
+        shelf = shelves[group]
+        if shelf is None:
+            shelf = shelves[group] = Shelf([])
+            self.shelves_made += 1
+        shelf.add(rows, ray, self.kc)
+        if self.journal is not None:
+            self.journal.append(("rows", start))
+        self.added.append(group)
         return rows
 
-    def _grow_capacity(self, cap: int) -> None:
-        def grow(a: np.ndarray, fill: object) -> np.ndarray:
-            out = np.full((cap, *a.shape[1:]), fill, dtype=a.dtype)
-            out[: a.shape[0]] = a
-            return out
+    # transactions (gangs are all or nothing) ---------------------------------------------------
+    def checkpoint(self) -> tuple[int, dict[int, NewPods]]:
+        """Start a transaction: changes are journaled until :meth:`commit` or :meth:`restore`."""
+        self.journal = []
+        saved_new = {
+            g: NewPods(v.replicas, v.fallback, v.min_replicas, dict(v.served)) for g, v in self.new_pods.items()
+        }
+        return (self.n, saved_new)
 
-        self.avail = grow(self.avail, 0)
-        self.row_group = grow(self.row_group, -1)
-        self.row_node = grow(self.row_node, -1)
-        self.row_kind = grow(self.row_kind, RowKind.GONE)
-        self.growable = grow(self.growable, False)
-        self.req = grow(self.req, 0)
-        self.grow_max = grow(self.grow_max, 0)
-        self.grown = grow(self.grown, 0)
-        self.placed = grow(self.placed, False)
-        self.growing = grow(self.growing, False)
-        if self._room is not None:
-            self._room = grow(self._room, 0)
+    def log_row(self, row: int) -> None:
+        """Before a row's capacity or growth changes inside a transaction."""
+        if self.journal is not None:
+            self.journal.append(("row", row, list(self.free[row]), list(self.growns[row]), self.placed[row]))
 
-    # transactions (gangs are all-or-nothing) ---------------------------------------------------
-    def checkpoint(self) -> tuple[object, ...]:
-        return (
-            self.n, self.avail.copy(), self.row_group.copy(), self.row_node.copy(), self.row_kind.copy(),
-            self.growable.copy(), self.req.copy(), self.grow_max.copy(), self.grown.copy(),
-            self.placed.copy(), self.growing.copy(), self.node_free.copy(), self.budget.copy(),
-            {k: Growth(dict(v.served), list(v.reasons)) for k, v in self.growth.items()},
-            {k: NewPods(v.replicas, v.fallback, v.min_replicas, dict(v.served)) for k, v in self.new_pods.items()},
-            set(self.group_busy),
-        )
+    def log_node(self, node: int) -> None:
+        if self.journal is not None:
+            self.journal.append(("node", node, list(self.nfree[node])))
 
-    def restore(self, saved: tuple[object, ...]) -> None:
-        self._rows_cache.clear()
-        self._room = None
-        self.forget_bounds()
-        (self.n, self.avail, self.row_group, self.row_node, self.row_kind, self.growable, self.req,
-         self.grow_max, self.grown, self.placed, self.growing, self.node_free, self.budget, self.growth,
-         self.new_pods,
-         self.group_busy) = saved  # type: ignore[assignment]
+    def log_served(self, served: dict[tuple[str, Resources], int], key: tuple[str, Resources]) -> None:
+        if self.journal is not None:
+            self.journal.append(("served", served, key, served.get(key)))
+
+    def commit(self) -> None:
+        self.journal = None
+
+    def restore(self, saved: tuple[int, dict[int, NewPods]]) -> None:
+        journal, self.journal = self.journal or [], None
+        n, new_pods = saved
+        stale_groups: set[int] = set()
+        for entry in reversed(journal):
+            tag = entry[0]
+            if tag == "row":
+                _, r, free, grown, placed = entry
+                self.free[r][:] = free
+                self.growns[r][:] = grown
+                self.placed[r] = placed
+                stale_groups.add(self.row_group[r])
+            elif tag == "node":
+                _, node, free = entry
+                self.nfree[node][:] = free
+                stale_groups.update(self.row_group[r] for r in self.node_rows(node))
+            elif tag == "served":
+                _, served, key, old = entry
+                if old is None:
+                    served.pop(key, None)
+                else:
+                    served[key] = old
+            elif tag == "growth":
+                r = entry[1]
+                self.growth.pop(r, None)
+                stale_groups.add(self.row_group[r])
+            elif tag == "busy":
+                self.group_busy.discard(entry[1])
+            elif tag == "slot":
+                self.budget.give_back(entry[1])
+            elif tag == "rows":
+                start = entry[1]
+                assert isinstance(start, int)
+                for g in set(self.row_group[start:]):
+                    shelf = self.shelves[RowKind.NEW][g]
+                    if shelf is not None:
+                        shelf.truncate(start)
+                for lst in (self.free, self.row_group, self.row_node, self.row_kind, self.growable,
+                            self.reqs, self.maxes, self.growns, self.placed):
+                    del lst[start:]
+                self.n = start
+        assert self.n == n
+        self.new_pods = new_pods
+        for g in stale_groups:
+            if g < 0:
+                continue
+            for per_kind in self.shelves:
+                shelf = per_kind[g]
+                if shelf is not None:
+                    shelf.stale = True
+            gs = self.grow_shelves[g]
+            if gs is not None:
+                gs.stale = True
+        self.version += 1
 
     # helpers -----------------------------------------------------------------------------------
     def pod(self, row: int) -> PodState | None:
@@ -459,10 +462,17 @@ class Workspace:
         until = self.snapshot.groups[g].stocked_out_until
         return (until is not None and until > self.now) or g in self.stuck_groups
 
-    def mark_placed(self, rows: np.ndarray) -> None:
-        self.placed[rows] = True
-        self.group_busy.update(self.row_group[rows].tolist())
-        self.group_busy.discard(-1)
+    def mark_placed(self, rows: Iterable[int]) -> None:
+        journal = self.journal
+        for r in rows:
+            if journal is not None and not self.placed[r]:
+                journal.append(("row", r, list(self.free[r]), list(self.growns[r]), False))
+            self.placed[r] = True
+            g = self.row_group[r]
+            if g >= 0 and g not in self.group_busy:
+                self.group_busy.add(g)
+                if journal is not None:
+                    journal.append(("busy", g))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -472,20 +482,16 @@ class Workspace:
 
 def _keys(snapshot: Snapshot) -> list[str]:
     seen: set[str] = {CPU, MEMORY, GPU}
-
-    def add(res: Resources) -> None:
-        seen.update(k for k, _ in res._items)
-
     for d in (*snapshot.demands, *snapshot.constraints):
-        add(d.shape)
+        seen.update(k for k, _ in d.shape._items)
     for gang in snapshot.gangs:
         for b in gang.bundles:
-            add(b.shape)
+            seen.update(k for k, _ in b.shape._items)
     for g in snapshot.groups:
-        add(g.ray_resources)
+        seen.update(k for k, _ in g.ray_resources._items)
     for p in snapshot.pods:
         if p.ray is not None:
-            add(p.ray.total)
+            seen.update(k for k, _ in p.ray.total._items)
     return sorted(seen)
 
 
@@ -517,7 +523,284 @@ def in_flight_growth(pod: PodState) -> Resources:
     return Resources.of({k: v for k, v in delta._items if v > 0})
 
 
-def build(snapshot: Snapshot, policy: Policy, now: float) -> Workspace:
+@dataclass
+class Base:
+    """One snapshot turned into rows before any decision (see the module docstring)."""
+
+    snapshot: Snapshot
+    policy: Policy
+    now: float
+    keys: list[str]
+    kidx: dict[str, int]
+    gindex: dict[str, int]
+    group_policy: list[GroupPolicy]
+    group_ray: list[list[int]]
+    group_has_gpu: list[bool]
+    stocked: list[bool]
+    node_index: dict[str, int]
+    nfree: list[list[int]]
+    node_ok: list[bool]
+    to_delete: set[str]
+    # per pod (rows [0, P))
+    free: list[list[int]]
+    row_group: list[int]
+    row_node: list[int]
+    row_kind: list[int]
+    growable: list[bool]
+    reqs: list[list[int]]
+    maxes: list[list[int]]
+    in_flight_nodes: list[int]  # node of every pod with a resize in flight (budget)
+    existing: list[int]  # per group: pods that count toward its replicas
+    stuck_now: set[int]
+    stuck_groups: set[int]
+    floors: list[list[tuple[int, int]]]
+    chains: Chains
+    demand_vecs: list[list[int]]  # (D, K) the snapshot's demand shapes
+    #: the snapshot's demand, largest first, as untouched ``packing.Pending`` items (sorted once per plan)
+    demand_order: list[Any] | None = None
+    _pod_index: dict[str, int] | None = None
+
+    def vec(self, res: Resources) -> list[int]:
+        out = [0] * len(self.keys)
+        kidx = self.kidx
+        for k, v in res._items:
+            i = kidx.get(k)
+            if i is not None:
+                out[i] = v
+        return out
+
+    def _accounted(self, p: PodState) -> list[int]:
+        """:meth:`PodState.accounted` as a vector: max of desired, allocated and actual requests."""
+        out = self.vec(p.requests) if p.resize_state is not ResizeState.INFEASIBLE else [0] * len(self.keys)
+        for res in (p.allocated, p.actual_requests):
+            for k, v in res._items:
+                i = self.kidx.get(k)
+                if i is not None and v > out[i]:
+                    out[i] = v
+        return out
+
+    def pod_index(self) -> dict[str, int]:
+        if self._pod_index is None:
+            self._pod_index = {p.name: r for r, p in enumerate(self.snapshot.pods)}
+        return self._pod_index
+
+    def workspace(self) -> Workspace:
+        return self._workspace(self.snapshot, [list(a) for a in self.free], list(self.row_kind), list(self.growable),
+                               [list(a) for a in self.reqs], [list(a) for a in self.maxes],
+                               [list(a) for a in self.nfree], self.in_flight_nodes, self.existing, set(), {},
+                               self.stuck_groups)
+
+    def _grow_max(self, g: int, req: list[int], pod: PodState) -> list[int]:
+        out = list(req)
+        gp = self.group_policy[g]
+        for col, name in enumerate(GROWABLE):
+            if gp.can_resize(name) and name in pod.requests:
+                bound = getattr(gp.vertical.max_pod, name)
+                out[col] = max(req[col], bound if bound is not None else UNBOUNDED)
+        return out
+
+    def derived(self, applied: Plan) -> Workspace:
+        """The workspace of the snapshot once ``applied`` is carried out: resizes done (counted as
+        in flight for the concurrency caps, the raylet already at the new size), new replicas on
+        their way, removed pods gone. The same rows :func:`build` would give for the projected
+        snapshot (see :mod:`autoscaler.plan.projection`), without building that snapshot."""
+        pods = self.snapshot.pods
+        index = self.pod_index()
+        free = [list(a) for a in self.free]
+        row_kind = list(self.row_kind)
+        growable = list(self.growable)
+        reqs = [list(a) for a in self.reqs]
+        maxes = [list(a) for a in self.maxes]
+        nfree = [list(a) for a in self.nfree]
+        in_flight_nodes = list(self.in_flight_nodes)
+        existing = list(self.existing)
+        frozen: set[int] = set()
+        total_delta: dict[int, list[int]] = {}
+        replicas = {g.name: g.replicas for g in self.snapshot.groups}
+        stuck_groups = set(self.stuck_groups)
+        deleted: set[int] = set()
+        kc, km = self.kidx[CPU], self.kidx[MEMORY]
+        for a in applied.actions:
+            if isinstance(a, GrowPod | ShrinkPod | RevertResize):
+                r = index.get(a.pod)
+                if r is None:
+                    continue
+                p = pods[r]
+                g = self.row_group[r]
+                node = self.row_node[r]
+                new_req = [a.requests.get(CPU), a.requests.get(MEMORY)]
+                delta = [new_req[0] - p.requests.get(CPU), new_req[1] - p.requests.get(MEMORY)]
+                if p.in_flight is None:
+                    in_flight_nodes.append(node)
+                reqs[r] = new_req
+                if g >= 0:
+                    maxes[r] = self._grow_max(g, new_req, p)
+                growable[r] = False
+                frozen.add(r)
+                total_delta[r] = delta
+                if row_kind[r] == RowKind.LIVE and p.ray is not None:
+                    f = self.vec(p.ray.available)
+                    f[kc] += delta[0]
+                    f[km] += delta[1]
+                    free[r] = f
+                if node >= 0:
+                    nf = nfree[node]
+                    before = self._accounted(p)
+                    after = self.vec(a.requests)
+                    for k in range(len(nf)):
+                        nf[k] += before[k] - after[k]
+            elif isinstance(a, ScaleOut):
+                replicas[a.group] = a.replicas
+            elif isinstance(a, RemovePod):
+                r = index.get(a.pod)
+                if a.group in replicas:
+                    replicas[a.group] = a.replicas
+                if r is None:
+                    continue
+                p = pods[r]
+                frozen.add(r)
+                deleted.add(r)
+                g = self.row_group[r]
+                if g >= 0 and not p.deleting and p.name not in self.to_delete:
+                    existing[g] -= 1
+                row_kind[r] = RowKind.GONE
+                free[r] = [0] * len(self.keys)
+                growable[r] = False
+                node = self.row_node[r]
+                if node >= 0 and not p.deleting:
+                    nf = nfree[node]
+                    before = self._accounted(p)
+                    for k in range(len(nf)):
+                        nf[k] += before[k]
+        if deleted:
+            stuck_groups = {
+                self.gindex[p.group] for r, p in enumerate(pods)
+                if p.group in self.gindex and not p.deleting and r not in deleted
+                and _stuck(p, self.group_policy[self.gindex[p.group]], False, self.now)
+            }
+        groups = tuple(
+            g if replicas[g.name] == g.replicas else dataclasses.replace(g, replicas=replicas[g.name])
+            for g in self.snapshot.groups
+        )
+        snapshot = self.snapshot if all(a is b for a, b in zip(groups, self.snapshot.groups, strict=True)) \
+            else dataclasses.replace(self.snapshot, groups=groups)
+        return self._workspace(snapshot, free, row_kind, growable, reqs, maxes, nfree, in_flight_nodes, existing,
+                               frozen, total_delta, stuck_groups)
+
+    def _workspace(
+        self, snapshot: Snapshot, free: list[list[int]], row_kind: list[int], growable: list[bool],
+        reqs: list[list[int]], maxes: list[list[int]], nfree: list[list[int]], in_flight_nodes: list[int],
+        existing: list[int], frozen: set[int], total_delta: dict[int, list[int]], stuck_groups: set[int],
+    ) -> Workspace:
+        P = len(snapshot.pods)
+        row_group = list(self.row_group)
+        row_node = list(self.row_node)
+        for g, group in enumerate(snapshot.groups):
+            if not self.stocked[g] and g not in self.stuck_now:
+                missing = max(0, group.replicas * max(1, group.num_of_hosts) - existing[g])
+                for _ in range(missing):
+                    free.append(list(self.group_ray[g]))
+                    row_group.append(g)
+                    row_node.append(-1)
+                    row_kind.append(RowKind.ARRIVING)
+                    growable.append(False)
+                    reqs.append([0, 0])
+                    maxes.append([0, 0])
+        n = len(free)
+        budget = Budget(self.policy.concurrency.per_node, self.policy.concurrency.per_cluster)
+        for node in in_flight_nodes:
+            budget.count_existing(node)
+        return Workspace(
+            snapshot=snapshot,
+            policy=self.policy,
+            now=self.now,
+            keys=self.keys,
+            kidx=self.kidx,
+            group_policy=self.group_policy,
+            group_ray=self.group_ray,
+            group_has_gpu=self.group_has_gpu,
+            n=n,
+            n_pods=P,
+            free=free,
+            row_group=row_group,
+            row_node=row_node,
+            row_kind=row_kind,
+            growable=growable,
+            reqs=reqs,
+            maxes=maxes,
+            growns=[[0, 0] for _ in range(n)],
+            placed=[False] * n,
+            node_index=self.node_index,
+            nfree=nfree,
+            budget=budget,
+            chains=self.chains,
+            floors=self.floors,
+            frozen=frozen,
+            total_delta=total_delta,
+            stuck_groups=set(stuck_groups),
+        )
+
+
+class Chains:
+    """Every selector chain of one plan, by the tuple's identity first (hashing a selector chain
+    costs more than the lookup) and by value when a new tuple shows up (equal chains share one
+    :class:`Chain`, and with it what is known not to fit). Tuples are kept, so ids stay unique."""
+
+    def __init__(self, groups: tuple[GroupState, ...], has_gpu: list[bool], gpol: list[GroupPolicy]) -> None:
+        self.groups = groups
+        self.has_gpu = has_gpu
+        self.gpol = gpol
+        self.priority = [gp.horizontal.priority if gp.horizontal.priority is not None else group.priority
+                         for gp, group in zip(gpol, groups, strict=True)]
+        self.by_id: dict[tuple[int, bool], tuple[tuple[LabelSelector, ...], Chain]] = {}
+        self.by_value: dict[tuple[tuple[LabelSelector, ...], bool], Chain] = {}
+
+    def get(self, selectors: tuple[LabelSelector, ...], cpu_only: bool) -> Chain:
+        hit = self.by_id.get((id(selectors), cpu_only))
+        if hit is not None:
+            return hit[1]
+        chain = self.by_value.get((selectors, cpu_only))
+        if chain is None:
+            chain = self.by_value[(selectors, cpu_only)] = Chain(self._rank(selectors, cpu_only), self.priority)
+        self.by_id[(id(selectors), cpu_only)] = (selectors, chain)
+        return chain
+
+    def _rank(self, selectors: tuple[LabelSelector, ...], cpu_only: bool) -> list[int]:
+        """Index of the first selector each group matches (NO_MATCH if none or guarded)."""
+        rank = [NO_MATCH] * len(self.groups)
+        for g, group in enumerate(self.groups):
+            if cpu_only and self.has_gpu[g] and not self.gpol[g].allow_cpu_only_on_gpu:
+                continue  # CPU-only demand never lands on GPU groups unless the policy allows it
+            for i, selector in enumerate(selectors or (ANY_NODE,)):
+                if selector.matches(group.labels):
+                    rank[g] = i
+                    break
+        return rank
+
+
+def _floors(
+    sources: list[tuple[list[int], tuple[LabelSelector, ...]]], chains: Chains, kg: int, groups: int
+) -> list[list[tuple[int, int]]]:
+    """Per group, (key, amount) of the least of every shape whose selectors may put it there: a row
+    with less of some key than this can never hold a bundle this plan places."""
+    least: dict[int, tuple[Chain, list[int]]] = {}
+    for v, selectors in sources:
+        chain = chains.get(selectors, v[kg] == 0)
+        hit = least.get(id(chain))
+        if hit is None:
+            least[id(chain)] = (chain, list(v))
+        else:
+            hit[1][:] = [a if a < b else b for a, b in zip(hit[1], v, strict=True)]
+    per_group: list[list[int] | None] = [None] * groups
+    for chain, v in least.values():
+        for g in chain.groups:
+            f = per_group[g]
+            per_group[g] = list(v) if f is None else [a if a < b else b for a, b in zip(f, v, strict=True)]
+    return [[(k, x) for k, x in enumerate(f) if x > 0] if f is not None else [] for f in per_group]
+
+
+def prepare(snapshot: Snapshot, policy: Policy, now: float) -> Base:
+    """The rows of one snapshot before any decision (:func:`build` hands out a workspace of them)."""
     keys = _keys(snapshot)
     kidx = {k: i for i, k in enumerate(keys)}
     K = len(keys)
@@ -525,123 +808,141 @@ def build(snapshot: Snapshot, policy: Policy, now: float) -> Workspace:
     gindex = {g.name: i for i, g in enumerate(groups)}
     gpol = [policy.resolve(g.name) for g in groups]
 
-    def vec(res: Resources) -> np.ndarray:
-        out = np.zeros(K, dtype=np.int64)
+    def vec(res: Resources) -> list[int]:
+        out = [0] * K
         for k, v in res._items:
             i = kidx.get(k)
             if i is not None:
                 out[i] = v
         return out
 
-    group_ray = np.array([vec(g.ray_resources) for g in groups], dtype=np.int64).reshape(len(groups), K)
-    group_has_gpu = np.array([g.has_gpu() for g in groups], dtype=bool)
+    group_ray = [vec(g.ray_resources) for g in groups]
+    group_has_gpu = [g.has_gpu() for g in groups]
     stocked = [g.stocked_out_until is not None and g.stocked_out_until > now for g in groups]
 
-    node_index = {n.name: i for i, n in enumerate(snapshot.nodes)}
-    # allocatable − used per key, as two matrices: Resources arithmetic per node costs ~10× more
+    chains = Chains(groups, group_has_gpu, gpol)
+    demand_vecs = [vec(d.shape) for d in snapshot.demands]
+    sources = list(zip(demand_vecs, (d.selectors for d in snapshot.demands), strict=True))
+    sources += [(vec(d.shape), d.selectors) for d in snapshot.constraints]
+    sources += [(vec(b.shape), b.selectors) for gang in snapshot.gangs for b in gang.bundles]
     nodes = snapshot.nodes
-    node_free = (np.array([vec(n.allocatable) for n in nodes], dtype=np.int64).reshape(len(nodes), K)
-                 - np.array([vec(n.used) for n in nodes], dtype=np.int64).reshape(len(nodes), K))
-    node_ok = [n.ready and not n.unschedulable for n in snapshot.nodes]
+    node_index = {n.name: i for i, n in enumerate(nodes)}
+    nfree = []
+    for n in nodes:
+        a, u = vec(n.allocatable), vec(n.used)
+        nfree.append([x - y for x, y in zip(a, u, strict=True)])
+    node_ok = [n.ready and not n.unschedulable for n in nodes]
 
     pods = snapshot.pods
-    P = len(pods)
     to_delete = {name for g in groups for name in g.workers_to_delete}
     existing = [0] * len(groups)
-    missing_rows: list[int] = []
+    stuck_now: set[int] = set()
+    stuck_groups: set[int] = set()
+    free: list[list[int]] = []
+    row_group: list[int] = []
+    row_node: list[int] = []
+    row_kind: list[int] = []
+    growable: list[bool] = []
+    reqs: list[list[int]] = []
+    maxes: list[list[int]] = []
+    in_flight_nodes: list[int] = []
+    zeros = [0] * K
+    vertical_ok = [gp.vertical.enabled for gp in gpol]
+    bounds = [
+        [
+            (getattr(gp.vertical.max_pod, name) if getattr(gp.vertical.max_pod, name) is not None else UNBOUNDED)
+            if gp.can_resize(name) else None
+            for name in GROWABLE
+        ]
+        for gp in gpol
+    ]
+    stockout_time = [gp.horizontal.stockout_time for gp in gpol]
+    cooldown = [gp.vertical.cooldown for gp in gpol]
+    not_resize = ResizeState.NONE
+    best_effort = QoSClass.BEST_EFFORT
     for p in pods:
         g = gindex.get(p.group, -1)
-        if g >= 0 and not p.deleting and p.name not in to_delete:
-            existing[g] += 1
-    stuck_now = {gindex[p.group] for p in pods if p.group in gindex and _stuck(p, gpol[gindex[p.group]], False, now)}
-    for g, group in enumerate(groups):
-        if not stocked[g] and g not in stuck_now:
-            missing_rows.extend([g] * max(0, group.replicas * max(1, group.num_of_hosts) - existing[g]))
-
-    cap = max(16, 2 * (P + len(missing_rows)))
-    avail = np.zeros((cap, K), dtype=np.int64)
-    row_group = np.full(cap, -1, dtype=np.int64)
-    row_node = np.full(cap, -1, dtype=np.int64)
-    row_kind = np.full(cap, RowKind.GONE, dtype=np.int8)
-    growable = np.zeros(cap, dtype=bool)
-    req = np.zeros((cap, 2), dtype=np.int64)
-    grow_max = np.zeros((cap, 2), dtype=np.int64)
-
-    budget = Budget(policy.concurrency.per_node, policy.concurrency.per_cluster,
-                    counts=np.zeros(len(snapshot.nodes), dtype=np.int64))
-    stuck_groups = {
-        gindex[p.group] for p in pods
-        if p.group in gindex and not p.deleting and _stuck(p, gpol[gindex[p.group]], False, now)
-    }
-    for r, p in enumerate(pods):
-        g = gindex.get(p.group, -1)
-        row_group[r] = g
         node = node_index.get(p.node_name or "", -1)
-        row_node[r] = node
-        req[r] = (p.requests.get(CPU), p.requests.get(MEMORY))
-        grow_max[r] = req[r]
-        if p.in_flight is not None:
-            budget.count_existing(node)
+        rq = dict(p.requests._items)
+        req = [rq.get(CPU, 0), rq.get(MEMORY, 0)]
+        reqs.append(req)
+        row_group.append(g)
+        row_node.append(node)
+        flight = p.in_flight
+        if flight is not None:
+            in_flight_nodes.append(node)
         if g < 0:
-            row_kind[r] = RowKind.GONE
+            row_kind.append(RowKind.GONE)
+            free.append(list(zeros))
+            growable.append(False)
+            maxes.append(list(req))
             continue
-        gp = gpol[g]
-        kind = RowKind.GONE if p.name in to_delete else _row_kind(p, _stuck(p, gp, stocked[g], now))
-        row_kind[r] = kind
+        ray = p.ray
+        if not p.deleting and p.name not in to_delete:
+            existing[g] += 1
+        # _stuck(): Unschedulable past the stockout time (or the group is stocked out), no raylet
+        waiting = ray is None and p.unschedulable_since is not None
+        stuck = waiting and now - p.unschedulable_since >= stockout_time[g]  # type: ignore[operator]
+        if stuck:
+            stuck_now.add(g)
+            if not p.deleting:
+                stuck_groups.add(g)
+        if p.name in to_delete:
+            kind = RowKind.GONE
+        else:  # _row_kind()
+            if p.deleting or p.phase in ("Succeeded", "Failed") or (waiting and (stuck or stocked[g])):
+                kind = RowKind.GONE
+            elif ray is None:
+                kind = RowKind.ARRIVING
+            elif ray.status in ("DRAINING", "DEAD") or p.phase != "Running":
+                kind = RowKind.GONE
+            else:
+                kind = RowKind.LIVE
+        row_kind.append(kind)
         if kind == RowKind.LIVE:
-            assert p.ray is not None
-            avail[r] = vec(p.ray.available + in_flight_growth(p) if p.in_flight else p.ray.available)
-        elif kind == RowKind.ARRIVING:
-            avail[r] = group_ray[g]
-        growable[r] = (
-            kind == RowKind.LIVE
-            and gp.vertical.enabled
-            and p.resizable
-            and p.qos is not QoSClass.BEST_EFFORT
-            and p.in_flight is None
-            and p.resize_state is ResizeState.NONE
-            and node >= 0
-            and node_ok[node]
-            and not in_cooldown(p, gp, now)
-        )
-        for col, name in enumerate(GROWABLE):
-            if gp.can_resize(name) and name in p.requests:
-                bound = getattr(gp.vertical.max_pod, name)
-                grow_max[r, col] = max(req[r, col], bound if bound is not None else int(UNBOUNDED))
-    for i, g in enumerate(missing_rows):
-        r = P + i
-        row_group[r] = g
-        row_kind[r] = RowKind.ARRIVING
-        avail[r] = group_ray[g]
-
-    return Workspace(
-        snapshot=snapshot,
-        policy=policy,
-        now=now,
-        keys=keys,
-        kidx=kidx,
-        group_policy=gpol,
-        group_ray=group_ray,
-        group_has_gpu=group_has_gpu,
-        group_ray_list=group_ray.tolist(),
-        n=P + len(missing_rows),
-        n_pods=P,
-        avail=avail,
-        row_group=row_group,
-        row_node=row_node,
-        row_kind=row_kind,
-        growable=growable,
-        req=req,
-        grow_max=grow_max,
-        grown=np.zeros((cap, 2), dtype=np.int64),
-        placed=np.zeros(cap, dtype=bool),
-        growing=np.zeros(cap, dtype=bool),
-        node_index=node_index,
-        node_free=node_free,
-        budget=budget,
-        stuck_groups=stuck_groups,
-        maybe_negative=bool((avail < 0).any()),
+            assert ray is not None
+            f = list(zeros)
+            for k, v in ray.available._items:
+                i = kidx.get(k)
+                if i is not None:
+                    f[i] = v
+            if flight is not None:
+                for k, v in in_flight_growth(p)._items:
+                    i = kidx.get(k)
+                    if i is not None:
+                        f[i] += v
+            free.append(f)
+            last = p.last_resized_at
+            growable.append(
+                vertical_ok[g]
+                and p.resizable
+                and p.qos is not best_effort
+                and flight is None
+                and p.resize_state is not_resize
+                and node >= 0
+                and node_ok[node]
+                and not (last is not None and now - last < cooldown[g])
+            )
+        else:
+            free.append(list(group_ray[g]) if kind == RowKind.ARRIVING else list(zeros))
+            growable.append(False)
+        mx = list(req)
+        for col, bound in enumerate(bounds[g]):
+            if bound is not None and GROWABLE[col] in rq:
+                mx[col] = max(req[col], bound)
+        maxes.append(mx)
+    return Base(
+        snapshot=snapshot, policy=policy, now=now, keys=keys, kidx=kidx, gindex=gindex, group_policy=gpol,
+        group_ray=group_ray, group_has_gpu=group_has_gpu, stocked=stocked, node_index=node_index, nfree=nfree,
+        node_ok=node_ok, to_delete=to_delete, free=free, row_group=row_group, row_node=row_node,
+        row_kind=row_kind, growable=growable, reqs=reqs, maxes=maxes, in_flight_nodes=in_flight_nodes,
+        existing=existing, stuck_now=stuck_now, stuck_groups=stuck_groups,
+        floors=_floors(sources, chains, kidx[GPU], len(groups)), chains=chains, demand_vecs=demand_vecs,
     )
+
+
+def build(snapshot: Snapshot, policy: Policy, now: float) -> Workspace:
+    return prepare(snapshot, policy, now).workspace()
 
 
 def fmt_cpu(milli: int) -> str:

@@ -175,6 +175,25 @@ def test_ippr_on_resizes_an_existing_pod_straight_to_max() -> None:
     assert [(r.cpu, r.memory) for r in aware.resizes] == [(8000, 32 * GiB)]
 
 
+def test_node_aware_ippr_learns_what_a_shared_node_holds_first_come_first_served() -> None:
+    """Two busy pods on one node with room for one of them to grow: Ray's first attempt resizes both
+    straight to the maximum (the kubelet defers the second); learning from the kubelet, Ray keeps
+    the first, finds no room left for the second, and launches a pod for the rest."""
+    cpu = group("cpu", CPU4, replicas=2, max_replicas=5)
+    busy = [pod(f"p{i}", cpu, available=Resources()) for i in (1, 2)]
+    node = NodeState("n1", Resources.of(cpu=16000, memory=64 * GiB), {}, used=CPU4 + CPU4)
+    demand = [Demand(Resources.of(cpu=4000, memory=4 * GiB), 4)]
+    snap = snapshot([cpu], busy, demand, nodes=(node,))
+    maximum = Resources.of(cpu=12000, memory=48 * GiB)
+    first = RayV2Scheduler(IPPRSettings(max_per_group={"cpu": maximum})).schedule(snap)
+    assert [(r.pod, r.cpu) for r in first.resizes] == [("p1", 12000), ("p2", 12000)] and first.launches == {}
+    assert overcommitting_resizes(first, snap) == 1
+    aware = RayV2Scheduler(IPPRSettings(max_per_group={"cpu": maximum}, node_aware=True)).schedule(snap)
+    assert overcommitting_resizes(aware, snap) == 0
+    assert [(r.pod, r.cpu) for r in aware.resizes] == [("p1", 12000)]  # p2: no room left on n1
+    assert aware.launches == {"cpu": 1}
+
+
 def test_gangs_map_to_pg_constraints_and_infeasible_gangs_come_back() -> None:
     cpu = group("cpu", CPU4, replicas=0, max_replicas=1)
     bundle = Bundle(Resources.of(cpu=3000))
