@@ -55,6 +55,8 @@ class PressureSource(Protocol):
 
     async def sample(self, pods: list[Obj], policy: Policy, now: float) -> Mapping[str, Pressure]: ...
 
+    async def close(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class DaemonSettings:
@@ -372,6 +374,14 @@ def trim_pod(pod: Obj) -> Obj:
     }
 
 
+async def _close_connections(worker: ClusterWorker, conn: GcsConnection | None) -> None:
+    """A stopped cluster's GCS channel and agent-scrape session (nothing left open behind it)."""
+    if conn is not None:
+        await conn.close()
+    if worker.pressure_source is not None:
+        await worker.pressure_source.close()
+
+
 class Daemon:
     """Shared watches, leader election, policies, HTTP, and one worker per managed RayCluster."""
 
@@ -442,11 +452,10 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(worker._busy.acquire(), timeout=10)  # let a running loop finish
             task.cancel()
-        for _, task, conn in list(self.workers.values()):
+        for worker, task, conn in list(self.workers.values()):
             with contextlib.suppress(BaseException):
                 await task
-            if conn is not None:
-                await conn.close()
+            await _close_connections(worker, conn)
         self.workers.clear()
         if self.elector is not None:
             await self.elector.release()
@@ -466,9 +475,8 @@ class Daemon:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for _, _, conn in self.workers.values():
-            if conn is not None:
-                await conn.close()
+        for worker, _, conn in self.workers.values():
+            await _close_connections(worker, conn)
         self.workers.clear()
         if getattr(self, "_runner", None) is not None:
             await self._runner.cleanup()
@@ -623,8 +631,7 @@ class Daemon:
         entry = self.workers.pop(key, None)
         if entry is not None:
             entry[1].cancel()
-            if entry[2] is not None:
-                self._tasks.append(asyncio.get_event_loop().create_task(entry[2].close()))
+            self._tasks.append(asyncio.get_event_loop().create_task(_close_connections(entry[0], entry[2])))
             log.info("stopped managing RayCluster %s/%s", *key)
 
     def _pods_on_nodes(self) -> Mapping[str, list[Obj]]:
