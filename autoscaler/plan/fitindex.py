@@ -59,6 +59,22 @@ class Reach:
                     return 0, more
         return i, more
 
+    def to_scan(self, need: list[tuple[int, int]], cpu: int, rows: list[int]) -> list[int] | None:
+        """Which of ``rows`` (the rows this reach indexes) to scan for one bundle: None when none can
+        hold it, only the candidates when they are few, else ``rows`` as they are."""
+        top = self.top
+        if top is None:
+            return None
+        for k, v in need:  # the maximum first: most lookups fail here
+            if top[k] < v:
+                return None
+        i, more = self.find(need, cpu)
+        if not i and not more:
+            return None
+        if 2 * (i + (len(self.extra_rows) if more else 0)) < len(rows):
+            return self.candidates(i, more)  # few rows can get enough CPU: only those
+        return rows
+
     def candidates(self, i: int, more: bool) -> list[int]:
         """The rows :meth:`find` allows, in row order."""
         out = self.rows[:i] + self.extra_rows if more else self.rows[:i]

@@ -112,23 +112,10 @@ def pack(
             if shelf.stale:
                 shelf.refresh(free, floors[g], kc)
             reach = shelf.reach
-            if reach is None:
-                continue
-            top = reach.top
-            for k, v in need:  # the shelf's maximum first: most shelves fail here
-                if top[k] < v:  # type: ignore[index]
-                    break
-            else:
-                top = None
-            if top is not None:
-                continue
-            i, more = reach.find(need, cpu)
-            if not i and not more:
+            rows = reach.to_scan(need, cpu, shelf.rows) if reach is not None else None
+            if rows is None:
                 continue
             before = left
-            rows = shelf.rows
-            if 2 * (i + (len(reach.extra_rows) if more else 0)) < len(rows):
-                rows = reach.candidates(i, more)  # few rows have enough CPU: only those
             left = _scan(ws, rows, need, left, out_rows, out_takes, exclude)
             if left < before:
                 shelf.dirty = True

@@ -45,22 +45,10 @@ def grow_for(
             for _, gs in level:
                 if gs.stale:
                     refresh(ws, gs)
-                rows, reach = (gs.growing, gs.growing_reach) if growing else (gs.fresh, gs.fresh_reach)
-                if reach is None:
+                listed, reach = (gs.growing, gs.growing_reach) if growing else (gs.fresh, gs.fresh_reach)
+                rows = reach.to_scan(need, cpu, listed) if reach is not None else None
+                if rows is None:
                     continue
-                top = reach.top
-                for k, v in need:  # the list's maximum first: most lists fail here
-                    if top[k] < v:  # type: ignore[index]
-                        break
-                else:
-                    top = None
-                if top is not None:
-                    continue
-                i, more = reach.find(need, cpu)
-                if not i and not more:
-                    continue
-                if 2 * (i + (len(reach.extra_rows) if more else 0)) < len(rows):
-                    rows = reach.candidates(i, more)  # few rows can get enough CPU: only those
                 if not growing and budget.total >= budget.per_cluster:
                     # no resize can start: only say so when some pod could have taken a bundle
                     if not capped and _any_capable(ws, rows, gneed, exclude):
@@ -77,7 +65,7 @@ def grow_for(
                         break
                 elif gs.dirty[not growing]:  # every row seen, none could (see packing.pack)
                     gs.wasted[not growing] += len(rows)
-                    if gs.wasted[not growing] >= 2 * len(gs.growing if growing else gs.fresh):
+                    if gs.wasted[not growing] >= 2 * len(listed):
                         _tighten(ws, gs, growing)
             if left == 0:
                 break
