@@ -20,7 +20,7 @@ from autoscaler.model import InFlightResize, Resources, Snapshot
 from autoscaler.observe.snapshot import build_snapshot, is_worker_of
 from autoscaler.plan import plan
 from autoscaler.policy import Policy, parse_policy
-from autoscaler.replay import drivers, runner
+from autoscaler.replay import drivers
 from autoscaler.replay.adapters import ray_state
 from autoscaler.replay.quiet import PlanGate, deadlines, inert, same_inputs
 from autoscaler.replay.runner import POLICIES, RunResult, run
@@ -200,16 +200,8 @@ def test_the_gate_needs_the_same_policy_and_an_empty_plan() -> None:
     assert not gate.may_skip(below, policy, 101.0)
 
 
-def test_the_runner_replays_with_the_gate_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    made: list[drivers.RvaDriver] = []
-    real = runner.RvaDriver
-
-    def make(*args: Any, **kw: Any) -> drivers.RvaDriver:
-        d = real(*args, **kw)
-        made.append(d)
-        return d
-
-    monkeypatch.setattr(runner, "RvaDriver", make)
+def test_the_runner_replays_with_the_gate_by_default(rva_drivers: list[drivers.RvaDriver]) -> None:
+    made = rva_drivers
     run(steady(), "rva", 0)
     assert made and made[0].gate is not None and not made[0].verify_skips
 

@@ -16,7 +16,7 @@ from autoscaler.model import MEMORY, Pressure, Snapshot
 from autoscaler.observe import pressure as detector
 from autoscaler.plan import plan
 from autoscaler.policy import Policy
-from autoscaler.replay import drivers, runner
+from autoscaler.replay import drivers
 from autoscaler.replay import pressure as replay_pressure
 from autoscaler.replay.quiet import PlanGate, inert, planner_view, same_inputs
 from autoscaler.replay.runner import run
@@ -98,7 +98,9 @@ def test_a_kubelet_oom_kill_reaches_the_planner(tmp_path: Path, monkeypatch: pyt
     assert seen and all(p.last_oom_at is not None for p in seen[0].values())
 
 
-def test_the_agents_feed_the_daemons_detector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_agents_feed_the_daemons_detector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rva_drivers: list[drivers.RvaDriver]
+) -> None:
     """The replay calls ``autoscaler.observe.pressure.detect_all`` itself (no copy of it)."""
     steps: list[int] = []
     real = detector.detect_all
@@ -109,15 +111,7 @@ def test_the_agents_feed_the_daemons_detector(tmp_path: Path, monkeypatch: pytes
         return out
 
     monkeypatch.setattr(replay_pressure, "detect_all", counted)
-    made: list[drivers.RvaDriver] = []
-    real_driver = runner.RvaDriver
-
-    def make(*args: Any, **kw: Any) -> drivers.RvaDriver:
-        d = real_driver(*args, **kw)
-        made.append(d)
-        return d
-
-    monkeypatch.setattr(runner, "RvaDriver", make)
+    made = rva_drivers
     r = run(one_pod(tmp_path, 1600), "rva", 0)
     agents = made[0].agents
     assert agents is not None and sum(steps) == agents.detector_steps > 0
