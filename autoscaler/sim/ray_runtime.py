@@ -477,12 +477,15 @@ class SimulatedRay:
 
 
 # -- real raylets -----------------------------------------------------------------------------------
-def _free_port() -> int:
+def _free_port(avoid: int | None = None) -> int:
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port != avoid:
+            return port
 
 
 class RealRayRuntime:
@@ -531,30 +534,51 @@ class RealRayRuntime:
         await self.start_head()
         cluster.kubelet.observers.append(self)
 
-    async def start_head(self) -> None:
+    async def start_head(self, attempts: int = 3) -> None:
+        """Start the head and wait until its GCS answers an RPC. The port was only free when it was picked,
+        so a head that exits (port taken meanwhile) is restarted on a fresh port."""
         if self._head is not None:
             return
-        self._head = self._spawn(
-            "head",
-            [f"--port={self.port}", "--head", "--include-dashboard=false", f"--num-cpus={self.head_cpus}",
-             f"--ray-client-server-port={_free_port()}"],
-            {"RAY_NODE_TYPE_NAME": "headgroup", "RAY_CLOUD_INSTANCE_ID": "head"},
-        )  # fmt: skip
-        loop = asyncio.get_running_loop()
-        for _ in range(600):
-            if self._head.poll() is not None:
-                raise RuntimeError(f"ray head exited with {self._head.returncode}; logs in {self.root}")
-            ok = await loop.run_in_executor(None, self._port_open)
-            if ok:
+        for attempt in range(attempts):
+            if attempt:
+                self.port = _free_port()
+                self.address = f"127.0.0.1:{self.port}"
+            self._head = self._spawn(
+                "head",
+                [f"--port={self.port}", "--head", "--include-dashboard=false", f"--num-cpus={self.head_cpus}",
+                 f"--ray-client-server-port={_free_port(avoid=self.port)}"],
+                {"RAY_NODE_TYPE_NAME": "headgroup", "RAY_CLOUD_INSTANCE_ID": "head"},
+            )  # fmt: skip
+            if await self._wait_gcs_ready(self._head, timeout=60.0):
                 return
+            self._head = None
+        raise RuntimeError(f"the Ray head did not start after {attempts} tries; logs in {self.root}")
+
+    async def _wait_gcs_ready(self, head: subprocess.Popen[bytes], timeout: float) -> bool:
+        """True once the GCS lists the head's raylet; False if the head exited first. An open port alone
+        is not enough: the GCS serves before the head's raylet registers."""
+        from autoscaler.observe.ray_gcs import GcsConnection, RayGcsError, RayGcsReader
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            if head.poll() is not None:
+                return False
+            if await loop.run_in_executor(None, self._port_open):
+                async with GcsConnection(self.address, attempts=1, timeout_s=2.0, supported_versions=None) as conn:
+                    with contextlib.suppress(RayGcsError):
+                        state = await RayGcsReader(conn, check_truncation=False).read()
+                        if any(n.instance_id == "head" and n.status != "DEAD" for n in state.nodes):
+                            return True
             await asyncio.sleep(0.1)
-        raise TimeoutError(f"the Ray head did not listen on {self.address}; logs in {self.root}")
+        raise TimeoutError(f"the Ray head did not serve on {self.address} within {timeout:.0f}s; logs in {self.root}")
 
     def _port_open(self) -> bool:
         import socket
 
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
-            return True
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+            # Connecting to a free port in the ephemeral range can connect the socket to itself.
+            return bool(s.getsockname() != s.getpeername())
         return False
 
     def start_raylet(self, pod: dict[str, Any]) -> subprocess.Popen[bytes] | None:

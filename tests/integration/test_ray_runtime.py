@@ -122,3 +122,22 @@ async def test_raylet_stops_when_the_pod_is_deleted(cluster: SimCluster) -> None
     assert ("default", name) not in runtime.raylets
     assert await _until(lambda: proc.poll() is not None, 30)
     assert await _until(lambda: name not in _alive(runtime.address), 60)
+
+
+async def test_head_whose_port_was_taken_restarts_on_a_fresh_port_and_serves() -> None:
+    """The port is only free when picked; a head that cannot bind it must not leave a dead address."""
+    import socket
+
+    runtime = RealRayRuntime(object_store_memory=80 * 2**20)
+    taken = runtime.port
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", taken))
+    squatter.listen()  # something else listens there: connecting succeeds, but it is not a GCS
+    try:
+        await runtime.start_head()
+        assert runtime.port != taken
+        assert runtime.address == f"127.0.0.1:{runtime.port}"
+        assert "head" in await asyncio.get_running_loop().run_in_executor(None, _alive, runtime.address)
+    finally:
+        squatter.close()
+        await runtime.close()
