@@ -52,6 +52,8 @@ class GrowPod:
     limits: Resources
     reason: Reason
     why: str
+    #: memory kept out of Ray's view once grown (policy ``vertical.memoryReserve``; see model.memory_debt)
+    memory_reserve: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

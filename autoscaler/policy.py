@@ -183,6 +183,11 @@ class Vertical(_Section):
     resize_timeouts: ResizeTimeouts = ResizeTimeouts()
     cooldown: Seconds = Field(default=60.0, description="no new resize of a pod this soon after its last one")
     hysteresis: Fraction01 = Field(default=0.1, description="ignore downsizes smaller than this fraction")
+    memory_reserve: Bytes = Field(
+        default=512 * 2**20,
+        description="memory of a pod rva grows that Ray does not get to schedule: the raylet, idle workers "
+        "and object store share the container's limit (0: Ray gets the whole limit, as KubeRay starts it)",
+    )
 
 
 class MemoryPressure(_Section):

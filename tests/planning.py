@@ -12,6 +12,7 @@ from autoscaler.model import (
     NODE_GROUP_LABEL,
     Demand,
     GroupState,
+    InFlightResize,
     LabelSelector,
     NodeState,
     PodState,
@@ -20,6 +21,7 @@ from autoscaler.model import (
     ResizeState,
     Resources,
     Snapshot,
+    raylet_change,
 )
 
 GI = 2**30
@@ -137,10 +139,11 @@ def snapshot(pods: list[PodState], nodes: list[NodeState], groups: list[GroupSta
 # --------------------------------------------------------------------------------------------------
 
 
-def _resized(p: PodState, requests: Resources, limits: Resources, now: float) -> PodState:
-    delta = (requests - p.requests).only(CPU, MEMORY)
+def _resized(p: PodState, requests: Resources, limits: Resources, now: float, reserve: int | None) -> PodState:
     ray = p.ray
-    if ray is not None:
+    if ray is not None:  # the raylet as the executor resizes it once the kubelet is done
+        rec = InFlightResize(requests, limits, p.requests, p.limits, now, 0, "applied", memory_reserve=reserve)
+        delta = raylet_change(ray.total, rec)
         ray = dataclasses.replace(ray, total=ray.total + delta, available=ray.available + delta)
     return dataclasses.replace(
         p, requests=requests, limits=limits, allocated=requests, actual_requests=requests, actual_limits=limits,
@@ -154,7 +157,8 @@ def apply_plan(snap: Snapshot, plan: Plan, now: float) -> Snapshot:
     pressure = dict(snap.pressure)
     for action in plan.actions:
         if isinstance(action, GrowPod | ShrinkPod | RevertResize):
-            pods[action.pod] = _resized(pods[action.pod], action.requests, action.limits, now)
+            reserve = action.memory_reserve if isinstance(action, GrowPod) else None  # as the executor applies it
+            pods[action.pod] = _resized(pods[action.pod], action.requests, action.limits, now, reserve)
             if action.pod in pressure:  # the detector starts a new baseline on a limit change
                 pressure[action.pod] = dataclasses.replace(pressure[action.pod], consecutive_windows=0, oom_kills=0)
         elif isinstance(action, ScaleOut):

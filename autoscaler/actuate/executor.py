@@ -28,7 +28,7 @@ from autoscaler.actuate.replicas import ReplicaWriter
 from autoscaler.actuate.resize import PodResizer, is_complete
 from autoscaler.kubeclient import api_status
 from autoscaler.metrics import Metrics
-from autoscaler.model import CPU, MEMORY, GroupState, PodState, Resources, Snapshot
+from autoscaler.model import CPU, MEMORY, GroupState, PodState, Resources, Snapshot, ray_capacity, raylet_change
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,6 @@ class ExecutionReport:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-
-
-def ray_capacity(requests: Resources, limits: Resources) -> Resources:
-    """The cpu/memory a raylet should report for a pod of this size (KubeRay renders limits, else requests)."""
-    return Resources.of({r: limits.get(r) or requests.get(r) for r in (CPU, MEMORY)})
 
 
 class PlanExecutor:
@@ -94,7 +89,8 @@ class PlanExecutor:
             grew = any(after.get(r) > before.get(r) for r in (CPU, MEMORY))
             try:
                 if grew and not rec.raylet_done and pod.ray is not None and self.raylets is not None:
-                    target = pod.ray.total.only(CPU, MEMORY) + (after - before)
+                    # growth pays the memory reserve first: Ray never counts it (model.memory_debt)
+                    target = pod.ray.total.only(CPU, MEMORY) + raylet_change(pod.ray.total, rec)
                     await self.raylets.resize(pod.ray.node_id, target.maximum(Resources()))
                 self._on_written("pods", await self.resizer.finish(pod, now))
             except (ApiException, Exception) as e:  # retried next loop: the record is still there
@@ -157,7 +153,8 @@ class PlanExecutor:
         if isinstance(action, GrowPod):
             try:
                 self._on_written(
-                    "pods", await self.resizer.resize(pod, action.requests, action.limits, action.reason.value, now))
+                    "pods", await self.resizer.resize(pod, action.requests, action.limits, action.reason.value, now,
+                                                      memory_reserve=action.memory_reserve))
             except ApiException as e:
                 if e.status in (403, 422):  # in place impossible: the planner falls back next loop
                     self.metrics.resize_outcomes.labels(self.label, "rejected").inc()

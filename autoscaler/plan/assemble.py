@@ -60,7 +60,8 @@ def _grow_actions(ws: Workspace) -> list[Action]:
             mode = ws.group_policy[ws.row_group[r]].vertical.sizing.mode
             sentences.insert(0, f"pending {_served_text(entry.served, texts=texts)} fit once grown ({mode} sizing)")
         why = f"grow {', '.join(changes)} in place: " + "; ".join(sentences)
-        out.append(GrowPod(pod.name, requests, limits, reason, why))
+        reserve = ws.group_policy[ws.row_group[r]].vertical.memory_reserve
+        out.append(GrowPod(pod.name, requests, limits, reason, why, memory_reserve=reserve))
     return out
 
 

@@ -89,11 +89,12 @@ def grow_for(
 
 
 def _room(ws: Workspace, r: int) -> tuple[int, int]:
-    """cpu/memory row ``r`` may still grow by: ``min(policy max − request − grown, node room)``, ≥ 0."""
+    """cpu/memory row ``r``'s raylet may still gain by growing: ``min(policy max − request − grown,
+    node room)``, less the memory debt still owed (see model.memory_debt), ≥ 0."""
     nf = ws.nfree[ws.row_node[r]]
     rq, mx, gr = ws.reqs[r], ws.maxes[r], ws.growns[r]
     rc = min(mx[0] - rq[0] - gr[0], nf[ws.kc])
-    rm = min(mx[1] - rq[1] - gr[1], nf[ws.km])
+    rm = min(mx[1] - rq[1] - gr[1], nf[ws.km]) - max(0, ws.debts[r] - gr[1])
     return (rc if rc > 0 else 0), (rm if rm > 0 else 0)
 
 
@@ -184,7 +185,7 @@ def _grow_scan(
 ) -> tuple[int, bool, bool]:
     """Grow rows in order for ``left`` bundles; returns (left, some row could hold one, a row that
     could was refused a resize slot)."""
-    free, nfree, reqs, maxes, growns = ws.free, ws.nfree, ws.reqs, ws.maxes, ws.growns
+    free, nfree, reqs, maxes, growns, debts = ws.free, ws.nfree, ws.reqs, ws.maxes, ws.growns, ws.debts
     row_node, row_group, placed, busy = ws.row_node, ws.row_group, ws.placed, ws.group_busy
     budget, growth, journal = ws.budget, ws.growth, ws.journal
     live = ws.shelves[RowKind.LIVE]
@@ -216,6 +217,11 @@ def _grow_scan(
         rm = mx[1] - rq[1] - gr[1]
         if nf[km] < rm:
             rm = nf[km]
+        owed = debts[r] - gr[1]  # memory growth pays this first: Ray gains none of it
+        if owed > 0:
+            rm -= owed
+        else:
+            owed = 0
         rc = rc if rc > 0 else 0
         rm = rm if rm > 0 else 0
         c = left
@@ -232,6 +238,7 @@ def _grow_scan(
         need_m = c * sm - a[km]
         need_c = need_c if need_c > 0 else 0
         need_m = need_m if need_m > 0 else 0
+        grow_m = need_m + owed if need_m else 0  # the container grows by the debt too
         if not growing and (need_c or need_m):
             if not budget.take(node):
                 capped = True
@@ -248,9 +255,9 @@ def _grow_scan(
         a[kc] += need_c
         a[km] += need_m
         gr[0] += need_c
-        gr[1] += need_m
+        gr[1] += grow_m
         nf[kc] -= need_c
-        nf[km] -= need_m
+        nf[km] -= grow_m
         if need_c or need_m:  # room on the node shrank: its rows' reach is stale
             for r2 in ws.node_rows(node):
                 gs2 = grow_shelves[row_group[r2]] if row_group[r2] >= 0 else None

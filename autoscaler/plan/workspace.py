@@ -36,6 +36,9 @@ from autoscaler.model import (
     ResizeState,
     Resources,
     Snapshot,
+    memory_debt,
+    ray_capacity,
+    ray_memory_gain,
 )
 from autoscaler.plan.fitindex import GrowShelf, Shelf
 from autoscaler.plan.guards import Budget
@@ -134,6 +137,8 @@ class Workspace:
     reqs: list[list[int]]  # (n, 2) cpu/memory requests (plus pressure growth this plan decided)
     maxes: list[list[int]]  # (n, 2) largest cpu/memory request allowed (policy max, key present)
     growns: list[list[int]]  # (n, 2) growth for demand this plan decided (and its sizing)
+    #: (n,) memory a row's growth pays before Ray gains any (model.memory_debt; pressure growth pays first)
+    debts: list[int]
     placed: list[bool]  # demand placed on this row by this plan
     # nodes -------------------------------------------------------------------------------------
     node_index: dict[str, int]
@@ -338,6 +343,7 @@ class Workspace:
             self.reqs.append([0, 0])
             self.maxes.append([0, 0])
             self.growns.append([0, 0])
+            self.debts.append(0)
             self.placed.append(False)
         self.n = start + count
         rows = list(range(start, self.n))
@@ -415,7 +421,7 @@ class Workspace:
                     if shelf is not None:
                         shelf.truncate(start)
                 for lst in (self.free, self.row_group, self.row_node, self.row_kind, self.growable,
-                            self.reqs, self.maxes, self.growns, self.placed):
+                            self.reqs, self.maxes, self.growns, self.debts, self.placed):
                     del lst[start:]
                 self.n = start
         assert self.n == n
@@ -520,6 +526,10 @@ def in_flight_growth(pod: PodState) -> Resources:
     if pod.resize_state in (ResizeState.INFEASIBLE, ResizeState.ERROR):
         return Resources()
     delta = (f.target_requests - f.previous_requests).only(*GROWABLE)
+    if pod.ray is not None and MEMORY in delta:  # the memory debt is paid before Ray gains any
+        debt = memory_debt(pod.ray.total.get(MEMORY), ray_capacity(f.previous_requests, f.previous_limits).get(MEMORY),
+                           f.memory_reserve)
+        delta = Resources.of({**dict(delta._items), MEMORY: ray_memory_gain(delta.get(MEMORY), debt)})
     return Resources.of({k: v for k, v in delta._items if v > 0})
 
 
@@ -549,6 +559,7 @@ class Base:
     growable: list[bool]
     reqs: list[list[int]]
     maxes: list[list[int]]
+    debts: list[int]
     in_flight_nodes: list[int]  # node of every pod with a resize in flight (budget)
     existing: list[int]  # per group: pods that count toward its replicas
     stuck_now: set[int]
@@ -586,7 +597,7 @@ class Base:
 
     def workspace(self) -> Workspace:
         return self._workspace(self.snapshot, [list(a) for a in self.free], list(self.row_kind), list(self.growable),
-                               [list(a) for a in self.reqs], [list(a) for a in self.maxes],
+                               [list(a) for a in self.reqs], [list(a) for a in self.maxes], list(self.debts),
                                [list(a) for a in self.nfree], self.in_flight_nodes, self.existing, set(), {},
                                self.stuck_groups)
 
@@ -611,6 +622,7 @@ class Base:
         growable = list(self.growable)
         reqs = [list(a) for a in self.reqs]
         maxes = [list(a) for a in self.maxes]
+        debts = list(self.debts)
         nfree = [list(a) for a in self.nfree]
         in_flight_nodes = list(self.in_flight_nodes)
         existing = list(self.existing)
@@ -637,6 +649,10 @@ class Base:
                     maxes[r] = self._grow_max(g, new_req, p)
                 growable[r] = False
                 frozen.add(r)
+                if isinstance(a, GrowPod):  # growth pays the row's memory debt first
+                    gained = ray_memory_gain(delta[1], debts[r])
+                    debts[r] = max(0, debts[r] - delta[1])
+                    delta = [delta[0], gained]
                 total_delta[r] = delta
                 if row_kind[r] == RowKind.LIVE and p.ray is not None:
                     f = self.vec(p.ray.available)
@@ -684,12 +700,13 @@ class Base:
         )
         snapshot = self.snapshot if all(a is b for a, b in zip(groups, self.snapshot.groups, strict=True)) \
             else dataclasses.replace(self.snapshot, groups=groups)
-        return self._workspace(snapshot, free, row_kind, growable, reqs, maxes, nfree, in_flight_nodes, existing,
-                               frozen, total_delta, stuck_groups)
+        return self._workspace(snapshot, free, row_kind, growable, reqs, maxes, debts, nfree, in_flight_nodes,
+                               existing, frozen, total_delta, stuck_groups)
 
     def _workspace(
         self, snapshot: Snapshot, free: list[list[int]], row_kind: list[int], growable: list[bool],
-        reqs: list[list[int]], maxes: list[list[int]], nfree: list[list[int]], in_flight_nodes: list[int],
+        reqs: list[list[int]], maxes: list[list[int]], debts: list[int], nfree: list[list[int]],
+        in_flight_nodes: list[int],
         existing: list[int], frozen: set[int], total_delta: dict[int, list[int]], stuck_groups: set[int],
     ) -> Workspace:
         P = len(snapshot.pods)
@@ -706,6 +723,7 @@ class Base:
                     growable.append(False)
                     reqs.append([0, 0])
                     maxes.append([0, 0])
+                    debts.append(0)
         n = len(free)
         budget = Budget(self.policy.concurrency.per_node, self.policy.concurrency.per_cluster)
         for node in in_flight_nodes:
@@ -729,6 +747,7 @@ class Base:
             reqs=reqs,
             maxes=maxes,
             growns=[[0, 0] for _ in range(n)],
+            debts=debts,
             placed=[False] * n,
             node_index=self.node_index,
             nfree=nfree,
@@ -845,8 +864,10 @@ def prepare(snapshot: Snapshot, policy: Policy, now: float) -> Base:
     growable: list[bool] = []
     reqs: list[list[int]] = []
     maxes: list[list[int]] = []
+    debts: list[int] = []
     in_flight_nodes: list[int] = []
     zeros = [0] * K
+    reserves = [gp.vertical.memory_reserve for gp in gpol]
     vertical_ok = [gp.vertical.enabled for gp in gpol]
     bounds = [
         [
@@ -876,6 +897,7 @@ def prepare(snapshot: Snapshot, policy: Policy, now: float) -> Base:
             free.append(list(zeros))
             growable.append(False)
             maxes.append(list(req))
+            debts.append(0)
             continue
         ray = p.ray
         if not p.deleting and p.name not in to_delete:
@@ -912,6 +934,8 @@ def prepare(snapshot: Snapshot, policy: Policy, now: float) -> Base:
                     if i is not None:
                         f[i] += v
             free.append(f)
+            limit_mem = p.limits.get(MEMORY)
+            debts.append(memory_debt(ray.total.get(MEMORY), limit_mem or req[1], reserves[g]))
             last = p.last_resized_at
             growable.append(
                 vertical_ok[g]
@@ -926,6 +950,7 @@ def prepare(snapshot: Snapshot, policy: Policy, now: float) -> Base:
         else:
             free.append(list(group_ray[g]) if kind == RowKind.ARRIVING else list(zeros))
             growable.append(False)
+            debts.append(0)
         mx = list(req)
         for col, bound in enumerate(bounds[g]):
             if bound is not None and GROWABLE[col] in rq:
@@ -935,7 +960,7 @@ def prepare(snapshot: Snapshot, policy: Policy, now: float) -> Base:
         snapshot=snapshot, policy=policy, now=now, keys=keys, kidx=kidx, gindex=gindex, group_policy=gpol,
         group_ray=group_ray, group_has_gpu=group_has_gpu, stocked=stocked, node_index=node_index, nfree=nfree,
         node_ok=node_ok, to_delete=to_delete, free=free, row_group=row_group, row_node=row_node,
-        row_kind=row_kind, growable=growable, reqs=reqs, maxes=maxes, in_flight_nodes=in_flight_nodes,
+        row_kind=row_kind, growable=growable, reqs=reqs, maxes=maxes, debts=debts, in_flight_nodes=in_flight_nodes,
         existing=existing, stuck_now=stuck_now, stuck_groups=stuck_groups,
         floors=_floors(sources, chains, kidx[GPU], len(groups)), chains=chains, demand_vecs=demand_vecs,
     )

@@ -35,11 +35,11 @@ from typing import Any
 
 from autoscaler.actions import GrowPod
 from autoscaler.actuate.events import EventRecorder
-from autoscaler.actuate.executor import PlanExecutor, ray_capacity
+from autoscaler.actuate.executor import PlanExecutor
 from autoscaler.actuate.replicas import ReplicaWriter
 from autoscaler.actuate.resize import PodResizer, is_complete
 from autoscaler.metrics import Metrics
-from autoscaler.model import CPU, MEMORY, PodState, ResizeState, Resources, Snapshot
+from autoscaler.model import CPU, MEMORY, PodState, ResizeState, Resources, Snapshot, ray_capacity
 from autoscaler.observe.snapshot import SnapshotBuilder
 from autoscaler.peers.ray_request import IPPRSettings, build_request
 from autoscaler.peers.ray_scheduler import read_reply, to_actions

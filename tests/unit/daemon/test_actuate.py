@@ -174,6 +174,28 @@ async def test_completion_grows_raylet_by_the_pod_delta_then_clears_record() -> 
     assert annotations[ann.IN_FLIGHT] is None and annotations[ann.LAST_RESIZE] == "60.000"
 
 
+async def test_growth_carries_the_memory_reserve_and_completion_keeps_it_out_of_ray() -> None:
+    api, raylets = FakeApi(), FakeRaylets()
+    ex = executor(api, raylets)
+    grow = GrowPod("w1", Resources.of(cpu=2000, memory=5 * GI), Resources.of(cpu=4000, memory=9 * GI),
+                   Reason.DEMAND_FITS_IN_PLACE, "1 task of 1Gi", memory_reserve=512 * 2**20)
+    await ex.execute(snap(pod()), Plan((grow,)), 50.0)
+    rec = ann.decode_in_flight(api.calls[1][1]["metadata"]["annotations"][ann.IN_FLIGHT])
+    assert rec is not None and rec.memory_reserve == 512 * 2**20
+    done = pod(in_flight=rec, observed_generation=2, actual_requests=grow.requests, actual_limits=grow.limits)
+    await ex.complete_resizes(snap(done), 60.0)
+    # Ray had the whole 8Gi limit: of the 1Gi growth, 512Mi pays the reserve, Ray gains 512Mi (9Gi − 512Mi)
+    assert raylets.calls == [("resize", Resources.of(cpu=4000, memory=8 * GI + 512 * 2**20))]
+
+
+def test_a_record_without_a_reserve_reads_back_as_before_reserves() -> None:
+    rec = record()
+    assert ann.decode_in_flight(ann.encode_in_flight(rec)) == rec
+    assert "memoryReserve" not in ann.encode_in_flight(rec)
+    kept = replace(rec, memory_reserve=256 * 2**20)
+    assert ann.decode_in_flight(ann.encode_in_flight(kept)) == kept
+
+
 async def test_shrink_goes_raylet_first_and_shrinks_pod_only_by_what_ray_released() -> None:
     api = FakeApi()
     raylets = FakeRaylets(clamp=Resources.of(cpu=3000))  # 3 CPUs still in use: Ray keeps 3 of the 4

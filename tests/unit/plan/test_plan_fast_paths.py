@@ -78,7 +78,8 @@ def ref_grow(ws: Workspace, item: Pending, count: int) -> tuple[list[int], list[
         node = ws.row_node[r]
         a, rq, mx, gr = ws.free[r], ws.reqs[r], ws.maxes[r], ws.growns[r]
         room_c = max(0, min(mx[0] - rq[0] - gr[0], ws.nfree[node][kc]))
-        room_m = max(0, min(mx[1] - rq[1] - gr[1], ws.nfree[node][km]))
+        owed = max(0, ws.debts[r] - gr[1])  # memory growth pays the reserve debt before Ray gains any
+        room_m = max(0, min(mx[1] - rq[1] - gr[1], ws.nfree[node][km]) - owed)
         extra = {kc: room_c, km: room_m}
         c = min([left] + [(a[k] + extra.get(k, 0)) // v for k, v in item.need])
         if c <= 0:
@@ -94,9 +95,9 @@ def ref_grow(ws: Workspace, item: Pending, count: int) -> tuple[list[int], list[
         a[kc] += need_c
         a[km] += need_m
         gr[0] += need_c
-        gr[1] += need_m
+        gr[1] += need_m + owed if need_m else 0
         ws.nfree[node][kc] -= need_c
-        ws.nfree[node][km] -= need_m
+        ws.nfree[node][km] -= need_m + owed if need_m else 0
         if r in ws.growth:
             served = ws.growth[r].served
             served[item.key] = served.get(item.key, 0) + c

@@ -110,3 +110,52 @@ def test_per_node_concurrency_cap() -> None:
     assert len([a for a in p.actions if isinstance(a, GrowPod)]) == 1
     assert any("concurrency cap" in n for n in p.notes)
     assert p.unserved and p.unserved[0].reason.value == "AtMaxReplicas"
+
+
+# -- the memory reserve: Ray never gets the memory its raylet and object store need ----------------
+MI = 2**20
+
+
+def memory_bound_cluster(ray_mem_gi: float = 16) -> object:
+    """A pod of 4 CPU / 16Gi whose Ray has all CPUs free but only 1Gi of memory free."""
+    g = group("cpu", cpu=4, mem_gi=16, replicas=1)
+    p = pod("a", g, "n1", in_use=res(0, 15))
+    if ray_mem_gi != 16:  # a raylet that was told less memory than the limit
+        assert p.ray is not None
+        total = Resources.of(cpu=4000, memory=int(ray_mem_gi * GI))
+        p = dataclasses.replace(p, ray=dataclasses.replace(p.ray, total=total, available=total - res(0, 15)))
+    return snapshot([p], [node("n1", 16, 64)], [g], demands=(demand(1, 3, count=1),))
+
+
+def test_first_memory_growth_pays_the_reserve_ray_is_not_given() -> None:
+    from tests.planning import apply_plan
+
+    snap = memory_bound_cluster()
+    plan = run_plan(snap, 'groups: {"*": {vertical: {memoryReserve: 512Mi, sizing: {headroom: 0}}}}')
+    (grow,) = plan.actions
+    assert isinstance(grow, GrowPod) and grow.memory_reserve == 512 * MI
+    # 2Gi more for Ray (1Gi free + 2Gi = the 3Gi asked), plus 512Mi that Ray will not count
+    assert grow.requests["memory"] == 18 * GI + 512 * MI
+    after = apply_plan(snap, plan, 10_000.0)
+    ray = after.pods[0].ray
+    assert ray is not None and ray.total["memory"] == 18 * GI  # = the new limit − the reserve
+    assert ray.available["memory"] == 3 * GI
+    # once the reserve is kept, later growth reaches Ray one for one, and the plan is stable
+    assert run_plan(after, 'groups: {"*": {vertical: {memoryReserve: 512Mi, sizing: {headroom: 0}}}}').actions == ()
+
+
+def test_no_reserve_or_a_raylet_already_below_the_limit_gives_ray_every_byte() -> None:
+    plain = run_plan(memory_bound_cluster(), 'groups: {"*": {vertical: {memoryReserve: "0", sizing: {headroom: 0}}}}')
+    assert plain.actions[0].requests["memory"] == 18 * GI  # as before reserves: Ray gets the whole limit
+    # Ray was started with 15.5Gi of the 16Gi limit: the 512Mi reserve is already kept, so the pod grows
+    # by exactly what Ray lacks (0.5Gi free, 3Gi asked: 2.5Gi)
+    kept = run_plan(memory_bound_cluster(ray_mem_gi=15.5),
+                    'groups: {"*": {vertical: {memoryReserve: 512Mi, sizing: {headroom: 0}}}}')
+    assert kept.actions[0].requests["memory"] == 18 * GI + 512 * MI
+
+
+def test_reserve_counts_against_the_policy_max() -> None:
+    # max 18Gi: Ray could get 2Gi more only if the reserve did not count; with it, it cannot
+    snap = memory_bound_cluster()
+    plan = run_plan(snap, 'groups: {"*": {vertical: {memoryReserve: 512Mi, maxPod: {memory: 18Gi}}}}')
+    assert not any(isinstance(a, GrowPod) for a in plan.actions)
