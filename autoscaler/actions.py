@@ -52,8 +52,10 @@ class GrowPod:
     limits: Resources
     reason: Reason
     why: str
-    #: memory kept out of Ray's view once grown (policy ``vertical.memoryReserve``; see model.memory_debt)
-    memory_reserve: int | None = None
+    #: bytes the raylet's memory grows by (None: the limit's change). Less than the pod's growth: the
+    #: growth pays ``vertical.memoryReserve`` first (model.memory_debt) and memory grown for pressure is
+    #: not Ray's to schedule
+    ray_memory: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ def encode_in_flight(r: InFlightResize) -> str:
             "generation": r.generation,
             "reason": r.reason,
             "rayletDone": r.raylet_done,
-            **({"memoryReserve": r.memory_reserve} if r.memory_reserve is not None else {}),
+            **({"rayMemory": r.ray_memory} if r.ray_memory is not None else {}),
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -63,7 +63,7 @@ def decode_in_flight(text: str | None) -> InFlightResize | None:
             generation=int(d["generation"]),
             reason=str(d["reason"]),
             raylet_done=bool(d.get("rayletDone", False)),
-            memory_reserve=int(d["memoryReserve"]) if d.get("memoryReserve") is not None else None,
+            ray_memory=int(d["rayMemory"]) if d.get("rayMemory") is not None else None,
         )
     except (ValueError, KeyError, TypeError):
         return None

@@ -306,8 +306,9 @@ class InFlightResize:
     generation: int  # pod metadata.generation returned by the resize PATCH
     reason: str  # the reason code of the action that started it
     raylet_done: bool = False  # downsize: raylet already shrunk / upsize: raylet already grown
-    #: the policy's memory reserve when the resize started (None: a record written before reserves)
-    memory_reserve: int | None = None
+    #: bytes the raylet's memory grows by once applied, as the plan decided (None: a record written
+    #: before the memory reserve: the capacity's change)
+    ray_memory: int | None = None
 
 
 def memory_debt(ray_total_memory: int, capacity_memory: int, reserve: int | None) -> int:
@@ -322,12 +323,6 @@ def memory_debt(ray_total_memory: int, capacity_memory: int, reserve: int | None
     return max(0, ray_total_memory - (capacity_memory - reserve))
 
 
-def ray_memory_gain(delta: int, debt: int) -> int:
-    """What a resize by ``delta`` bytes adds to the raylet's memory: growth pays ``debt`` first (and
-    never takes from Ray); a shrink releases one for one."""
-    return delta if delta <= 0 else max(0, delta - debt)
-
-
 def ray_capacity(requests: Resources, limits: Resources) -> Resources:
     """The cpu/memory a raylet reports for a pod of this size (KubeRay renders limits, else requests)."""
     return Resources.of({r: limits.get(r) or requests.get(r) for r in (CPU, MEMORY)})
@@ -335,14 +330,12 @@ def ray_capacity(requests: Resources, limits: Resources) -> Resources:
 
 def raylet_change(ray_total: Resources, rec: InFlightResize) -> Resources:
     """What the raylet's cpu/memory total changes by when ``rec`` is carried out: the capacity's
-    change, less the memory debt a growth pays first (:func:`memory_debt`)."""
+    change, but for memory what the plan decided (growth pays the reserve first, memory grown for
+    pressure stays out of Ray: see :func:`memory_debt`)."""
     before = ray_capacity(rec.previous_requests, rec.previous_limits)
     after = ray_capacity(rec.target_requests, rec.target_limits)
-    debt = memory_debt(ray_total.get(MEMORY), before.get(MEMORY), rec.memory_reserve)
-    return Resources.of({
-        CPU: after.get(CPU) - before.get(CPU),
-        MEMORY: ray_memory_gain(after.get(MEMORY) - before.get(MEMORY), debt),
-    })
+    memory = after.get(MEMORY) - before.get(MEMORY) if rec.ray_memory is None else rec.ray_memory
+    return Resources.of({CPU: after.get(CPU) - before.get(CPU), MEMORY: memory})
 
 
 @dataclass(frozen=True, slots=True)

@@ -186,7 +186,8 @@ class Vertical(_Section):
     memory_reserve: Bytes = Field(
         default=512 * 2**20,
         description="memory of a pod rva grows that Ray does not get to schedule: the raylet, idle workers "
-        "and object store share the container's limit (0: Ray gets the whole limit, as KubeRay starts it)",
+        "and object store share the container's limit (0: Ray gets all memory grown for demand; memory grown "
+        "for pressure never goes to Ray)",
     )
 
 

@@ -139,10 +139,10 @@ def snapshot(pods: list[PodState], nodes: list[NodeState], groups: list[GroupSta
 # --------------------------------------------------------------------------------------------------
 
 
-def _resized(p: PodState, requests: Resources, limits: Resources, now: float, reserve: int | None) -> PodState:
+def _resized(p: PodState, requests: Resources, limits: Resources, now: float, ray_memory: int | None) -> PodState:
     ray = p.ray
     if ray is not None:  # the raylet as the executor resizes it once the kubelet is done
-        rec = InFlightResize(requests, limits, p.requests, p.limits, now, 0, "applied", memory_reserve=reserve)
+        rec = InFlightResize(requests, limits, p.requests, p.limits, now, 0, "applied", ray_memory=ray_memory)
         delta = raylet_change(ray.total, rec)
         ray = dataclasses.replace(ray, total=ray.total + delta, available=ray.available + delta)
     return dataclasses.replace(
@@ -157,8 +157,8 @@ def apply_plan(snap: Snapshot, plan: Plan, now: float) -> Snapshot:
     pressure = dict(snap.pressure)
     for action in plan.actions:
         if isinstance(action, GrowPod | ShrinkPod | RevertResize):
-            reserve = action.memory_reserve if isinstance(action, GrowPod) else None  # as the executor applies it
-            pods[action.pod] = _resized(pods[action.pod], action.requests, action.limits, now, reserve)
+            ray_memory = action.ray_memory if isinstance(action, GrowPod) else None  # as the executor applies it
+            pods[action.pod] = _resized(pods[action.pod], action.requests, action.limits, now, ray_memory)
             if action.pod in pressure:  # the detector starts a new baseline on a limit change
                 pressure[action.pod] = dataclasses.replace(pressure[action.pod], consecutive_windows=0, oom_kills=0)
         elif isinstance(action, ScaleOut):

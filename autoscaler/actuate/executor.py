@@ -89,7 +89,7 @@ class PlanExecutor:
             grew = any(after.get(r) > before.get(r) for r in (CPU, MEMORY))
             try:
                 if grew and not rec.raylet_done and pod.ray is not None and self.raylets is not None:
-                    # growth pays the memory reserve first: Ray never counts it (model.memory_debt)
+                    # the memory Ray gains is the plan's (reserve and pressure growth stay out of Ray)
                     target = pod.ray.total.only(CPU, MEMORY) + raylet_change(pod.ray.total, rec)
                     await self.raylets.resize(pod.ray.node_id, target.maximum(Resources()))
                 self._on_written("pods", await self.resizer.finish(pod, now))
@@ -154,7 +154,7 @@ class PlanExecutor:
             try:
                 self._on_written(
                     "pods", await self.resizer.resize(pod, action.requests, action.limits, action.reason.value, now,
-                                                      memory_reserve=action.memory_reserve))
+                                                      ray_memory=action.ray_memory))
             except ApiException as e:
                 if e.status in (403, 422):  # in place impossible: the planner falls back next loop
                     self.metrics.resize_outcomes.labels(self.label, "rejected").inc()

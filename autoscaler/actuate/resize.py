@@ -77,7 +77,7 @@ class PodResizer:
 
     async def resize(
         self, pod: PodState, requests: Resources, limits: Resources, reason: str, now: float,
-        raylet_done: bool = False, memory_reserve: int | None = None,
+        raylet_done: bool = False, ray_memory: int | None = None,
     ) -> dict[str, Any]:
         resp = await self.core.patch_namespaced_pod_resize(
             pod.name, pod.namespace, resize_body(pod, requests, limits), _content_type=SMP,
@@ -93,7 +93,7 @@ class PodResizer:
             generation=int(updated.get("metadata", {}).get("generation") or pod.generation),
             reason=reason,
             raylet_done=raylet_done,
-            memory_reserve=memory_reserve,
+            ray_memory=ray_memory,
         )
         return await self._annotate(pod, {ann.IN_FLIGHT: ann.encode_in_flight(record)})
 

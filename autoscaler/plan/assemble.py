@@ -60,8 +60,9 @@ def _grow_actions(ws: Workspace) -> list[Action]:
             mode = ws.group_policy[ws.row_group[r]].vertical.sizing.mode
             sentences.insert(0, f"pending {_served_text(entry.served, texts=texts)} fit once grown ({mode} sizing)")
         why = f"grow {', '.join(changes)} in place: " + "; ".join(sentences)
-        reserve = ws.group_policy[ws.row_group[r]].vertical.memory_reserve
-        out.append(GrowPod(pod.name, requests, limits, reason, why, memory_reserve=reserve))
+        # Ray gains the memory grown for demand less the reserve debt it pays (pressure growth: none)
+        ray_memory = max(0, ws.growns[r][RM] - ws.debts[r])
+        out.append(GrowPod(pod.name, requests, limits, reason, why, ray_memory=ray_memory))
     return out
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 
 from autoscaler.actions import Reason
-from autoscaler.model import MEMORY, PodState, Pressure, QoSClass, ResizeState, ray_memory_gain
+from autoscaler.model import MEMORY, PodState, Pressure, QoSClass, ResizeState
 from autoscaler.plan.guards import in_cooldown, in_startup_grace
 from autoscaler.plan.workspace import RM, RowKind, Workspace, fmt_bytes
 from autoscaler.policy import MemoryPressure
@@ -120,10 +120,9 @@ def grow_for_pressure(ws: Workspace) -> None:
             why += f"; capped at {fmt_bytes(target)} (policy max or node room)"
         ws.growth[r].reasons.append((reason, why))
         # the pod's new base size: growth for demand (and its sizing) comes on top of it
+        # memory for the work already running: Ray does not get it to schedule more tasks into
         grown = target - current
         ws.reqs[r][RM] += grown
         ws.pressure_grown[r] = ws.pressure_grown.get(r, 0) + grown
-        ws.free[r][km] += ray_memory_gain(grown, ws.debts[r])  # the memory reserve is paid first
-        ws.debts[r] = max(0, ws.debts[r] - grown)
         ws.nfree[node][km] -= grown
         ws.capacity_added(r)

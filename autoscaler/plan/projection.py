@@ -21,9 +21,6 @@ from autoscaler.model import (
     ResizeState,
     Resources,
     Snapshot,
-    memory_debt,
-    ray_capacity,
-    ray_memory_gain,
 )
 
 
@@ -44,14 +41,15 @@ def _accounted(p: PodState) -> Resources:
     return Resources.of({k: max(v.get(k, 0) for v in vectors) for k in keys})  # missing keys count as 0
 
 
-def _resized(p: PodState, requests: Resources, limits: Resources, now: float, reserve: int | None = None) -> PodState:
-    """``reserve``: a growth's memory reserve (the raylet gains the memory growth less the debt)."""
+def _resized(
+    p: PodState, requests: Resources, limits: Resources, now: float, ray_memory: int | None = None
+) -> PodState:
+    """``ray_memory``: what a growth gives the raylet's memory (None: the request's change)."""
     delta = _plus(requests, p.requests, -1).only(CPU, MEMORY)
     ray = p.ray
     if ray is not None:
-        if reserve and delta.get(MEMORY) > 0:
-            debt = memory_debt(ray.total.get(MEMORY), ray_capacity(p.requests, p.limits).get(MEMORY), reserve)
-            delta = Resources.of({CPU: delta.get(CPU), MEMORY: ray_memory_gain(delta.get(MEMORY), debt)})
+        if ray_memory is not None:
+            delta = Resources.of({CPU: delta.get(CPU), MEMORY: ray_memory})
         ray = dataclasses.replace(ray, total=_plus(ray.total, delta), available=_plus(ray.available, delta))
     # still "in flight" for the concurrency caps, with the raylet already counted at the new size
     flight = InFlightResize(requests, limits, p.requests, p.limits, now, p.generation + 1, "projected",
@@ -68,8 +66,8 @@ def project(snapshot: Snapshot, plan: Plan, now: float) -> Snapshot:
     pressure = dict(snapshot.pressure)
     for a in plan.actions:
         if isinstance(a, GrowPod | ShrinkPod | RevertResize) and a.pod in pods:
-            reserve = a.memory_reserve if isinstance(a, GrowPod) else None
-            pods[a.pod] = _resized(pods[a.pod], a.requests, a.limits, now, reserve)
+            ray_memory = a.ray_memory if isinstance(a, GrowPod) else None
+            pods[a.pod] = _resized(pods[a.pod], a.requests, a.limits, now, ray_memory)
             if a.pod in pressure:  # a new limit starts a new pressure baseline
                 pressure[a.pod] = dataclasses.replace(pressure[a.pod], consecutive_windows=0, oom_kills=0)
         elif isinstance(a, ScaleOut) and a.group in groups:

@@ -37,8 +37,6 @@ from autoscaler.model import (
     Resources,
     Snapshot,
     memory_debt,
-    ray_capacity,
-    ray_memory_gain,
 )
 from autoscaler.plan.fitindex import GrowShelf, Shelf
 from autoscaler.plan.guards import Budget
@@ -137,7 +135,7 @@ class Workspace:
     reqs: list[list[int]]  # (n, 2) cpu/memory requests (plus pressure growth this plan decided)
     maxes: list[list[int]]  # (n, 2) largest cpu/memory request allowed (policy max, key present)
     growns: list[list[int]]  # (n, 2) growth for demand this plan decided (and its sizing)
-    #: (n,) memory a row's growth pays before Ray gains any (model.memory_debt; pressure growth pays first)
+    #: (n,) memory a row's growth pays before Ray gains any (model.memory_debt)
     debts: list[int]
     placed: list[bool]  # demand placed on this row by this plan
     # nodes -------------------------------------------------------------------------------------
@@ -526,10 +524,8 @@ def in_flight_growth(pod: PodState) -> Resources:
     if pod.resize_state in (ResizeState.INFEASIBLE, ResizeState.ERROR):
         return Resources()
     delta = (f.target_requests - f.previous_requests).only(*GROWABLE)
-    if pod.ray is not None and MEMORY in delta:  # the memory debt is paid before Ray gains any
-        debt = memory_debt(pod.ray.total.get(MEMORY), ray_capacity(f.previous_requests, f.previous_limits).get(MEMORY),
-                           f.memory_reserve)
-        delta = Resources.of({**dict(delta._items), MEMORY: ray_memory_gain(delta.get(MEMORY), debt)})
+    if f.ray_memory is not None and MEMORY in delta:  # what the plan gave Ray, not the limit's change
+        delta = Resources.of({**dict(delta._items), MEMORY: f.ray_memory})
     return Resources.of({k: v for k, v in delta._items if v > 0})
 
 
@@ -649,10 +645,9 @@ class Base:
                     maxes[r] = self._grow_max(g, new_req, p)
                 growable[r] = False
                 frozen.add(r)
-                if isinstance(a, GrowPod):  # growth pays the row's memory debt first
-                    gained = ray_memory_gain(delta[1], debts[r])
-                    debts[r] = max(0, debts[r] - delta[1])
-                    delta = [delta[0], gained]
+                if isinstance(a, GrowPod) and a.ray_memory is not None:  # Ray gains what the plan says
+                    debts[r] = max(0, debts[r] + a.ray_memory - delta[1])  # model.memory_debt, after
+                    delta = [delta[0], a.ray_memory]
                 total_delta[r] = delta
                 if row_kind[r] == RowKind.LIVE and p.ray is not None:
                     f = self.vec(p.ray.available)

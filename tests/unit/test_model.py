@@ -71,12 +71,9 @@ def test_pod_accounting_is_kubernetes_max_rule() -> None:
 
 
 def test_memory_debt_is_what_ray_counts_beyond_the_limit_less_the_reserve() -> None:
-    from autoscaler.model import memory_debt, ray_memory_gain
+    from autoscaler.model import memory_debt
 
     gi, mi = 2**30, 2**20
     assert memory_debt(8 * gi, 8 * gi, 512 * mi) == 512 * mi  # KubeRay's --memory = the limit
     assert memory_debt(7 * gi, 8 * gi, 512 * mi) == 0  # Ray already below limit − reserve
     assert memory_debt(8 * gi, 8 * gi, None) == memory_debt(9 * gi, 8 * gi, 0) == 0  # no reserve: as before
-    assert ray_memory_gain(gi, 512 * mi) == 512 * mi  # growth pays the debt first
-    assert ray_memory_gain(256 * mi, 512 * mi) == 0  # and never takes from Ray
-    assert ray_memory_gain(-gi, 512 * mi) == -gi  # a shrink releases one for one

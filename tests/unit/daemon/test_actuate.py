@@ -174,25 +174,25 @@ async def test_completion_grows_raylet_by_the_pod_delta_then_clears_record() -> 
     assert annotations[ann.IN_FLIGHT] is None and annotations[ann.LAST_RESIZE] == "60.000"
 
 
-async def test_growth_carries_the_memory_reserve_and_completion_keeps_it_out_of_ray() -> None:
+async def test_growth_carries_what_ray_gains_and_completion_gives_ray_only_that() -> None:
     api, raylets = FakeApi(), FakeRaylets()
     ex = executor(api, raylets)
+    # the pod grows by 1Gi; the plan gives Ray 512Mi of it (the other 512Mi paid the memory reserve)
     grow = GrowPod("w1", Resources.of(cpu=2000, memory=5 * GI), Resources.of(cpu=4000, memory=9 * GI),
-                   Reason.DEMAND_FITS_IN_PLACE, "1 task of 1Gi", memory_reserve=512 * 2**20)
+                   Reason.DEMAND_FITS_IN_PLACE, "1 task of 1Gi", ray_memory=512 * 2**20)
     await ex.execute(snap(pod()), Plan((grow,)), 50.0)
     rec = ann.decode_in_flight(api.calls[1][1]["metadata"]["annotations"][ann.IN_FLIGHT])
-    assert rec is not None and rec.memory_reserve == 512 * 2**20
+    assert rec is not None and rec.ray_memory == 512 * 2**20  # survives a daemon restart mid-resize
     done = pod(in_flight=rec, observed_generation=2, actual_requests=grow.requests, actual_limits=grow.limits)
     await ex.complete_resizes(snap(done), 60.0)
-    # Ray had the whole 8Gi limit: of the 1Gi growth, 512Mi pays the reserve, Ray gains 512Mi (9Gi − 512Mi)
     assert raylets.calls == [("resize", Resources.of(cpu=4000, memory=8 * GI + 512 * 2**20))]
 
 
-def test_a_record_without_a_reserve_reads_back_as_before_reserves() -> None:
+def test_a_record_without_ray_memory_reads_back_as_before_the_reserve() -> None:
     rec = record()
     assert ann.decode_in_flight(ann.encode_in_flight(rec)) == rec
-    assert "memoryReserve" not in ann.encode_in_flight(rec)
-    kept = replace(rec, memory_reserve=256 * 2**20)
+    assert "rayMemory" not in ann.encode_in_flight(rec)  # older daemons' records: the limit's change
+    kept = replace(rec, ray_memory=256 * 2**20)
     assert ann.decode_in_flight(ann.encode_in_flight(kept)) == kept
 
 

@@ -92,16 +92,15 @@ def test_oom_kill_is_acted_on_during_startup_grace_and_cooldown() -> None:
     assert run_plan(calm).actions == ()
 
 
-def test_pressure_growth_pays_the_memory_reserve_before_ray_gains_any() -> None:
-    """An OOM bump of a KubeRay-started pod (Ray counts the whole limit) protects the pod: Ray gains
-    only what exceeds the reserve, so it does not fill the new memory with more tasks."""
+def test_memory_grown_for_pressure_is_not_given_to_ray_to_schedule() -> None:
+    """An OOM bump protects the work already running: if Ray got the new memory it would start more
+    tasks in it and the pod would be killed again. Whatever the reserve."""
     from tests.planning import apply_plan
 
-    snap = pressured(1000, oom_kills=1, last_oom_at=9_990.0)  # 1000Mi → 1200Mi: 200Mi of growth
-    reserve = 'groups: {"*": {vertical: {memoryReserve: %s}}}'
-    small = run_plan(snap, reserve % "512Mi")
-    ray = apply_plan(snap, small, 10_000.0).pods[0].ray
-    assert ray is not None and ray.total["memory"] == 1000 * MI  # all 200Mi went to the reserve
-    large = run_plan(snap, reserve % "100Mi")
-    ray = apply_plan(snap, large, 10_000.0).pods[0].ray
-    assert ray is not None and ray.total["memory"] == 1100 * MI  # 100Mi reserve paid, Ray gets the rest
+    snap = pressured(1000, oom_kills=1, last_oom_at=9_990.0)  # 1000Mi → 1200Mi
+    for reserve in ('"0"', "100Mi", "512Mi"):
+        plan = run_plan(snap, 'groups: {"*": {vertical: {memoryReserve: ' + reserve + "}}}")
+        (grow,) = plan.actions
+        assert grow.requests["memory"] == 1200 * MI and grow.ray_memory == 0
+        ray = apply_plan(snap, plan, 10_000.0).pods[0].ray
+        assert ray is not None and ray.total["memory"] == 1000 * MI

@@ -133,7 +133,7 @@ def test_first_memory_growth_pays_the_reserve_ray_is_not_given() -> None:
     snap = memory_bound_cluster()
     plan = run_plan(snap, 'groups: {"*": {vertical: {memoryReserve: 512Mi, sizing: {headroom: 0}}}}')
     (grow,) = plan.actions
-    assert isinstance(grow, GrowPod) and grow.memory_reserve == 512 * MI
+    assert isinstance(grow, GrowPod) and grow.ray_memory == 2 * GI  # what Ray gains of the 2.5Gi
     # 2Gi more for Ray (1Gi free + 2Gi = the 3Gi asked), plus 512Mi that Ray will not count
     assert grow.requests["memory"] == 18 * GI + 512 * MI
     after = apply_plan(snap, plan, 10_000.0)
