@@ -221,10 +221,11 @@ class ClusterWorker:
             return
         while True:
             try:
-                self.pressure = await self.pressure_source.sample(
-                    self.view.worker_pods(), self.policy(), self.now())
+                workers = self.view.worker_pods()
+                self.pressure = await self.pressure_source.sample(workers, self.policy(), self.now())
+                groups = _groups_by_pod(workers)  # once per poll: a lookup per pod would scan every pod
                 for pod_name, p in self.pressure.items():
-                    self.metrics.pod_pressure.labels(self.label, _group_of(self.view, pod_name), pod_name).set(
+                    self.metrics.pod_pressure.labels(self.label, groups.get(pod_name, ""), pod_name).set(
                         p.psi_some_avg10 / 100)
                 if any(p.consecutive_windows > 0 or p.oom_kills for p in self.pressure.values()):
                     self.trigger("pressure")
@@ -342,11 +343,9 @@ class ClusterWorker:
             self.metrics.unserved.labels(self.label, reason).set(by_reason.get(reason, 0))
 
 
-def _group_of(view: ClusterView, pod_name: str) -> str:
-    for p in view.worker_pods():
-        if p["metadata"]["name"] == pod_name:
-            return str((p["metadata"].get("labels") or {}).get("ray.io/group", ""))
-    return ""
+def _groups_by_pod(pods: list[Obj]) -> dict[str, str]:
+    """Pod name → its worker group (``ray.io/group``)."""
+    return {p["metadata"]["name"]: str((p["metadata"].get("labels") or {}).get("ray.io/group", "")) for p in pods}
 
 
 def trim_pod(pod: Obj) -> Obj:

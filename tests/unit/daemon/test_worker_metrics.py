@@ -53,3 +53,27 @@ def test_unserved_demand_goes_back_to_zero_once_served() -> None:
 
     assert sample(m, "rva_unserved_demand_tasks", cluster="ray/rc", reason="WaitingForCapacity") == 0.0
     assert sample(m, "rva_unserved_demand_tasks", cluster="ray/rc", reason="InfeasibleDemand") == 0.0
+
+
+async def test_the_pressure_poller_labels_each_pods_series_with_its_group() -> None:
+    import asyncio
+    import dataclasses
+
+    from autoscaler.model import Pressure
+
+    pods = [{"metadata": {"name": f"rc-{g}-{i}", "labels": {"ray.io/group": g}}}
+            for g in ("cpu", "gpu") for i in range(3)]
+
+    class Source:
+        async def sample(self, workers: list[Any], policy: Any, now: float) -> dict[str, Pressure]:
+            assert workers == pods
+            return {"rc-gpu-1": Pressure("rc-gpu-1", now, 12.0, 0.0, 1, 2, 1, 0)}
+
+    m = Metrics()
+    w = worker(m)
+    w.view = dataclasses.replace(w.view, worker_pods=lambda: list(pods))
+    w.pressure_source = Source()  # type: ignore[assignment]
+    poller = asyncio.create_task(w.poll_pressure())
+    await asyncio.sleep(0.05)
+    poller.cancel()
+    assert sample(m, "rva_pod_memory_pressure_some_avg10_ratio", cluster="ray/rc", group="gpu", pod="rc-gpu-1") == 0.12
