@@ -561,16 +561,17 @@ class RealRayRuntime:
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while loop.time() < deadline:
-            if head.poll() is not None:
-                return False
-            if await loop.run_in_executor(None, self._port_open):
-                async with GcsConnection(self.address, attempts=1, timeout_s=2.0, supported_versions=None) as conn:
+        async with GcsConnection(self.address, attempts=1, timeout_s=2.0, supported_versions=None) as conn:
+            reader = RayGcsReader(conn, check_truncation=False)
+            while loop.time() < deadline:
+                if head.poll() is not None:
+                    return False
+                if await loop.run_in_executor(None, self._port_open):
                     with contextlib.suppress(RayGcsError):
-                        state = await RayGcsReader(conn, check_truncation=False).read()
+                        state = await reader.read()
                         if any(n.instance_id == "head" and n.status != "DEAD" for n in state.nodes):
                             return True
-            await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)
         raise TimeoutError(f"the Ray head did not serve on {self.address} within {timeout:.0f}s; logs in {self.root}")
 
     def _port_open(self) -> bool:

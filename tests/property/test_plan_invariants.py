@@ -13,12 +13,12 @@ from autoscaler.model import CPU, MEMORY, Demand, LabelSelector, Pressure, Resou
 from autoscaler.plan import plan
 from autoscaler.plan.horizontal import ensure_min_replicas, scale_out
 from autoscaler.plan.inflight import handle_in_flight
-from autoscaler.plan.packing import fit_free, ordered, pack, pending_of
-from autoscaler.plan.vertical import grow_for, grow_in_place, size_growth
+from autoscaler.plan.packing import fit_free, ordered, pending_of
+from autoscaler.plan.vertical import grow_in_place, size_growth
 from autoscaler.plan.workspace import build
 from autoscaler.policy import Policy, parse_policy
 from tests.planning import apply_plan, group, node, pod, res, snapshot
-from tests.unit.plan.test_plan_fast_paths import _pair, _state, assert_derived_is_projected, ref_grow, ref_pack
+from tests.unit.plan.test_plan_fast_paths import assert_derived_is_projected, assert_fast_paths_match_a_plain_scan
 
 NOW = 100_000.0
 LABELS = {"zone": ["a", "b"], "market": ["spot", "od"]}
@@ -226,11 +226,4 @@ def test_the_settle_rounds_workspace_is_the_projected_snapshots(case: tuple[Snap
 @SETTINGS
 @given(clusters())
 def test_packing_and_growth_match_a_plain_scan_of_every_row(case: tuple[Snapshot, Policy]) -> None:
-    snap, policy = case
-    fast, plain, items, same = _pair(snap, policy)
-    for a, b in zip(items, same, strict=True):
-        placed = pack(fast, a, a.remaining)
-        assert placed == ref_pack(plain, b, b.remaining)
-        a.remaining = b.remaining = a.remaining - sum(placed[1])
-        assert grow_for(fast, a, a.remaining) == ref_grow(plain, b, b.remaining)
-        assert _state(fast) == _state(plain)
+    assert_fast_paths_match_a_plain_scan(*case)

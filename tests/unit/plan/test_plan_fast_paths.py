@@ -136,7 +136,12 @@ def test_packing_and_growth_match_a_plain_scan_of_every_row(seed: int, cap: int 
     policy = bench_policy(sc)
     if cap is not None:  # a tight resize cap: the "no slot" paths and notes
         policy = policy.model_copy(update={"concurrency": policy.concurrency.model_copy(update={"per_cluster": cap})})
-    fast, plain, items, same = _pair(sc.snapshot, policy)
+    assert_fast_paths_match_a_plain_scan(sc.snapshot, policy)
+
+
+def assert_fast_paths_match_a_plain_scan(snap: Snapshot, policy: Policy) -> None:
+    """Shelf-based packing and growth place every shape as the plain scans do, and leave the same state."""
+    fast, plain, items, same = _pair(snap, policy)
     assert _state(fast) == _state(plain)
     for a, b in zip(items, same, strict=True):
         placed = pack(fast, a, a.remaining)

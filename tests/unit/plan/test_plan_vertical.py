@@ -4,7 +4,7 @@ import dataclasses
 
 from autoscaler.actions import GrowPod
 from autoscaler.model import QoSClass, Resources
-from tests.planning import GI, demand, group, kinds, node, pod, res, run_plan, snapshot
+from tests.planning import GI, MI, demand, group, kinds, node, pod, res, run_plan, snapshot
 
 MAX8 = 'groups: {"*": {vertical: {maxPod: {cpu: "8", memory: 32Gi}}}}'
 
@@ -113,9 +113,6 @@ def test_per_node_concurrency_cap() -> None:
 
 
 # -- the memory reserve: Ray never gets the memory its raylet and object store need ----------------
-MI = 2**20
-
-
 def memory_bound_cluster(ray_mem_gi: float = 16) -> object:
     """A pod of 4 CPU / 16Gi whose Ray has all CPUs free but only 1Gi of memory free."""
     g = group("cpu", cpu=4, mem_gi=16, replicas=1)

@@ -35,16 +35,10 @@ def steady(**over: Any) -> Scenario:
         "name": "steady",
         "trace": {"synthetic": {"duration": 900, "tasks_per_second": 0.05, "mean_task_seconds": 20,
                                 "shapes": [[3, {"CPU": 1.0}, {}], [1, {"CPU": 3.0}, {}]]}},
-        "pools": [{"name": "cpu", "cpu": "8", "memory": "16Gi", "max_nodes": 2, "initial_nodes": 1,
-                   "provisioning_delay": 30.0}],
-        "kubelet": {"actuation_delay": 2.0, "startup_delay": 5.0},
         "groups": [{"name": "workers", "cpu": "2", "memory": "2Gi", "min_replicas": 2, "max_replicas": 2,
                     "max_pod": {"cpu": "4", "memory": "4Gi"}}],
-        "rva_policy": BUILTIN["tpch-gke"]["rva_policy"],
-        "seeds": [0], "horizon_s": 1800.0,
     }
-    doc.update(over)
-    return Scenario.from_dict(doc)
+    return small(**{**doc, **over})
 
 
 def _reference(driver: drivers._Base, now: float, stocked: Any) -> Snapshot | None:

@@ -22,6 +22,7 @@ from autoscaler.replay.quiet import PlanGate, inert, planner_view, same_inputs
 from autoscaler.replay.runner import run
 from autoscaler.replay.scenario import BUILTIN, Scenario
 from tests.unit.replay.test_quiet_loops import _quiet_cluster, _same_replay
+from tests.unit.replay.test_replay import small
 
 MI = 2**20
 
@@ -36,14 +37,11 @@ def one_pod(tmp_path: Path, used_mi: int, **over: Any) -> Scenario:
         "name": "one-pod",
         "trace": {"path": str(trace)},
         "pools": [{"name": "cpu", "cpu": "8", "memory": "16Gi", "max_nodes": 1, "initial_nodes": 1}],
-        "kubelet": {"actuation_delay": 2.0, "startup_delay": 5.0},
         "groups": [{"name": "workers", "cpu": "2", "memory": "2Gi", "min_replicas": 1, "max_replicas": 1,
                     "max_pod": {"cpu": "4", "memory": "8Gi"}}],
-        "rva_policy": BUILTIN["tpch-gke"]["rva_policy"],
-        "seeds": [0], "horizon_s": 1200.0,
+        "horizon_s": 1200.0,
     }
-    doc.update(over)
-    return Scenario.from_dict(doc)
+    return small(**{**doc, **over})
 
 
 def _spy(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, Snapshot, Plan]]:
