@@ -67,6 +67,10 @@ class ShrinkPod:
     limits: Resources
     reason: Reason
     why: str
+    #: bytes the raylet's memory changes by, ≤ 0 (None: the limit's change). Ray gives up only what it
+    #: counts beyond the new limit less ``vertical.memoryReserve`` (model.ray_memory_after_shrink): memory
+    #: grown for pressure was never Ray's, so shrinking it away takes nothing from Ray
+    ray_memory: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

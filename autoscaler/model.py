@@ -306,8 +306,9 @@ class InFlightResize:
     generation: int  # pod metadata.generation returned by the resize PATCH
     reason: str  # the reason code of the action that started it
     raylet_done: bool = False  # downsize: raylet already shrunk / upsize: raylet already grown
-    #: bytes the raylet's memory grows by once applied, as the plan decided (None: a record written
-    #: before the memory reserve: the capacity's change)
+    #: bytes the raylet's memory changes by, as the plan decided (an upsize: what it gains once applied;
+    #: a downsize, raylet first: what it released, ≤ 0). None: a record written before the memory
+    #: reserve: the capacity's change
     ray_memory: int | None = None
 
 
@@ -321,6 +322,14 @@ def memory_debt(ray_total_memory: int, capacity_memory: int, reserve: int | None
     if not reserve:
         return 0
     return max(0, ray_total_memory - (capacity_memory - reserve))
+
+
+def ray_memory_after_shrink(ray_total_memory: int, ray_used_memory: int, capacity_memory: int,
+                            reserve: int | None) -> int:
+    """What a raylet's memory total should be once its pod shrinks to ``capacity_memory``: at most
+    ``capacity − reserve`` (see :func:`memory_debt`), never below what Ray has in use, never more than
+    it counts now (memory grown for pressure was never Ray's: shrinking it away takes nothing)."""
+    return max(ray_used_memory, min(ray_total_memory, capacity_memory - (reserve or 0)))
 
 
 def ray_capacity(requests: Resources, limits: Resources) -> Resources:

@@ -14,6 +14,8 @@ def action_to_dict(action: Action) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": type(action).__name__, "reason": action.reason.value, "why": action.why}
     if isinstance(action, GrowPod | ShrinkPod | RevertResize):
         out.update(pod=action.pod, requests=resources_to_json(action.requests), limits=resources_to_json(action.limits))
+        if isinstance(action, GrowPod | ShrinkPod) and action.ray_memory is not None:
+            out["rayMemory"] = action.ray_memory  # bytes the raylet's memory changes by
     elif isinstance(action, ScaleOut):
         out.update(group=action.group, count=action.count, replicas=action.replicas)
     elif isinstance(action, RemovePod):

@@ -157,7 +157,7 @@ def apply_plan(snap: Snapshot, plan: Plan, now: float) -> Snapshot:
     pressure = dict(snap.pressure)
     for action in plan.actions:
         if isinstance(action, GrowPod | ShrinkPod | RevertResize):
-            ray_memory = action.ray_memory if isinstance(action, GrowPod) else None  # as the executor applies it
+            ray_memory = action.ray_memory if isinstance(action, GrowPod | ShrinkPod) else None  # as the executor does
             pods[action.pod] = _resized(pods[action.pod], action.requests, action.limits, now, ray_memory)
             if action.pod in pressure:  # the detector starts a new baseline on a limit change
                 pressure[action.pod] = dataclasses.replace(pressure[action.pod], consecutive_windows=0, oom_kills=0)

@@ -164,14 +164,15 @@ class PlanExecutor:
                 raise
         elif isinstance(action, ShrinkPod):
             requests, limits = action.requests, action.limits
+            ray_memory = action.ray_memory
             if pod.ray is not None and self.raylets is not None:
-                new_req, new_lim = await self._shrink_raylet_first(pod, requests, limits)
+                new_req, new_lim, ray_memory = await self._shrink_raylet_first(pod, action)
                 if new_req is None or new_lim is None:
                     report.skipped.append(f"{pod.name}: raylet could not release anything")
                     return
                 requests, limits = new_req, new_lim
-            self._on_written(
-                "pods", await self.resizer.resize(pod, requests, limits, action.reason.value, now, raylet_done=True))
+            self._on_written("pods", await self.resizer.resize(
+                pod, requests, limits, action.reason.value, now, raylet_done=True, ray_memory=ray_memory))
         else:
             await self._revert(action, pod, now)
         self.metrics.actions.labels(self.label, kind, action.reason.value).inc()
@@ -182,20 +183,27 @@ class PlanExecutor:
         report.done.append(f"{kind} {pod.name}")
 
     async def _shrink_raylet_first(
-        self, pod: PodState, requests: Resources, limits: Resources
-    ) -> tuple[Resources | None, Resources | None]:
+        self, pod: PodState, action: ShrinkPod
+    ) -> tuple[Resources | None, Resources | None, int | None]:
+        """Shrink the raylet by what the plan says (for memory: ``action.ray_memory``, which can be less
+        than the limit's drop), then size the pod by what Ray actually let go: (requests, limits, the
+        raylet's memory change) — (None, None, None) when the pod cannot shrink at all."""
         assert pod.ray is not None and self.raylets is not None
         current = ray_capacity(pod.requests, pod.limits)
-        wanted = ray_capacity(requests, limits)
+        wanted = ray_capacity(action.requests, action.limits)
         ray_total = pod.ray.total.only(CPU, MEMORY)
-        applied = await self.raylets.resize(pod.ray.node_id, (ray_total + (wanted - current)).maximum(Resources()))
-        released = ray_total - applied.only(CPU, MEMORY)  # what Ray actually let go (≥ 0 per resource)
-        asked = current - wanted
-        if all(released.get(r) <= 0 for r in (CPU, MEMORY)):
-            return None, None
-        # Shrink the pod only by what the raylet released; keep each resource's limit−request gap.
-        shortfall = (asked - released).maximum(Resources())
-        return requests + shortfall, limits + shortfall.only(*[r for r in (CPU, MEMORY) if r in limits])
+        target = ray_total + (wanted - current)
+        if action.ray_memory is not None:
+            target = Resources.of({CPU: target.get(CPU), MEMORY: ray_total.get(MEMORY) + action.ray_memory})
+        applied = (await self.raylets.resize(pod.ray.node_id, target.maximum(Resources()))).only(CPU, MEMORY)
+        # Ray clamps a shrink at what it has in use: the pod never gets smaller than what the raylet
+        # now counts (the shortfall), each limit−request gap kept.
+        shortfall = (applied - wanted).maximum(Resources()).minimum(current - wanted)
+        requests = action.requests + shortfall
+        if all(requests.get(r) >= pod.requests.get(r) for r in (CPU, MEMORY)):
+            return None, None, None
+        limits = action.limits + shortfall.only(*[r for r in (CPU, MEMORY) if r in action.limits])
+        return requests, limits, applied.get(MEMORY) - ray_total.get(MEMORY)
 
     async def _revert(self, action: RevertResize, pod: PodState, now: float) -> None:
         self._on_written("pods", await self.resizer.revert(pod, action.requests, action.limits, now))
@@ -207,10 +215,11 @@ class PlanExecutor:
         rec = pod.in_flight
         if rec is not None and rec.raylet_done and pod.ray is not None and self.raylets is not None:
             # A downsize shrank the raylet before the pod; the pod stays big, so give Ray its capacity back.
-            grown = pod.ray.total.only(CPU, MEMORY) + (
-                ray_capacity(rec.previous_requests, rec.previous_limits)
-                - ray_capacity(rec.target_requests, rec.target_limits)
-            )
+            given = ray_capacity(rec.previous_requests, rec.previous_limits) - ray_capacity(
+                rec.target_requests, rec.target_limits)
+            if rec.ray_memory is not None:  # what the raylet released, not the limit's drop
+                given = Resources.of({CPU: given.get(CPU), MEMORY: -rec.ray_memory})
+            grown = pod.ray.total.only(CPU, MEMORY) + given
             await self.raylets.resize(pod.ray.node_id, grown.maximum(Resources()))
 
     # ------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def _accounted(p: PodState) -> Resources:
 def _resized(
     p: PodState, requests: Resources, limits: Resources, now: float, ray_memory: int | None = None
 ) -> PodState:
-    """``ray_memory``: what a growth gives the raylet's memory (None: the request's change)."""
+    """``ray_memory``: what the resize changes the raylet's memory by (None: the request's change)."""
     delta = _plus(requests, p.requests, -1).only(CPU, MEMORY)
     ray = p.ray
     if ray is not None:
@@ -66,7 +66,7 @@ def project(snapshot: Snapshot, plan: Plan, now: float) -> Snapshot:
     pressure = dict(snapshot.pressure)
     for a in plan.actions:
         if isinstance(a, GrowPod | ShrinkPod | RevertResize) and a.pod in pods:
-            ray_memory = a.ray_memory if isinstance(a, GrowPod) else None
+            ray_memory = a.ray_memory if isinstance(a, GrowPod | ShrinkPod) else None
             pods[a.pod] = _resized(pods[a.pod], a.requests, a.limits, now, ray_memory)
             if a.pod in pressure:  # a new limit starts a new pressure baseline
                 pressure[a.pod] = dataclasses.replace(pressure[a.pod], consecutive_windows=0, oom_kills=0)

@@ -7,7 +7,9 @@
 * Shrink: an idle pod (Ray idle past ``idleWindow``), or a pod grown more than ``idleWindow`` ago,
   shrinks toward its template size — never below what Ray has in use, the policy minimum, or peak
   memory usage × (1 + margin); memory is left alone when no usage was observed. Downsizes smaller
-  than the hysteresis fraction are skipped.
+  than the hysteresis fraction are skipped. Ray's memory shrinks to at most the new limit less
+  ``vertical.memoryReserve`` and never by more than that asks (``ShrinkPod.ray_memory``): memory
+  grown for pressure was never Ray's, so shrinking it away leaves Ray's share as it was.
 Groups this plan placed demand on or scaled out are left alone (no churn against pending work).
 Multi-host groups (``numOfHosts > 1``) are never shrunk by removal of single hosts.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 import math
 
 from autoscaler.actions import Reason, RemovePod, ShrinkPod
-from autoscaler.model import CPU, MEMORY, PodState, QoSClass, ResizeState
+from autoscaler.model import CPU, MEMORY, PodState, QoSClass, ResizeState, ray_capacity, ray_memory_after_shrink
 from autoscaler.plan.guards import (
     LAST_MINOR_WITHOUT_MEMORY_LIMIT_DECREASE,
     in_cooldown,
@@ -198,6 +200,11 @@ def shrink_idle(ws: Workspace) -> None:
         floor = "template size, Ray use" + (
             f", peak memory × {1 + gp.shrink.usage_margin:g}" if peak is not None else ""
         )
-        ws.actions.append(
-            ShrinkPod(pod.name, requests, limits, reason, f"shrink {', '.join(changes)}: {cause}; floor: {floor}")
-        )
+        ray_memory = None
+        if tgt_m != cur_m:
+            ray_mem = pod.ray.total.get(MEMORY)
+            after = ray_memory_after_shrink(ray_mem, max(0, in_use.get(MEMORY)),
+                                            ray_capacity(requests, limits).get(MEMORY), gp.vertical.memory_reserve)
+            ray_memory = after - ray_mem
+        ws.actions.append(ShrinkPod(pod.name, requests, limits, reason,
+                                    f"shrink {', '.join(changes)}: {cause}; floor: {floor}", ray_memory=ray_memory))

@@ -37,6 +37,7 @@ from autoscaler.model import (
     Resources,
     Snapshot,
     memory_debt,
+    ray_capacity,
 )
 from autoscaler.plan.fitindex import GrowShelf, Shelf
 from autoscaler.plan.guards import Budget
@@ -647,6 +648,12 @@ class Base:
                 frozen.add(r)
                 if isinstance(a, GrowPod) and a.ray_memory is not None:  # Ray gains what the plan says
                     debts[r] = max(0, debts[r] + a.ray_memory - delta[1])  # model.memory_debt, after
+                    delta = [delta[0], a.ray_memory]
+                elif isinstance(a, ShrinkPod) and a.ray_memory is not None and p.ray is not None:
+                    # Ray gives up what the plan says (less than the limit's drop when Ray counted less)
+                    after_m = p.ray.total.get(MEMORY) + a.ray_memory
+                    debts[r] = memory_debt(after_m, ray_capacity(a.requests, a.limits).get(MEMORY),
+                                           self.group_policy[g].vertical.memory_reserve if g >= 0 else None)
                     delta = [delta[0], a.ray_memory]
                 total_delta[r] = delta
                 if row_kind[r] == RowKind.LIVE and p.ray is not None:

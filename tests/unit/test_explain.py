@@ -73,6 +73,8 @@ def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
     scale = next(a for a in row["actions"] if a["kind"] == "ScaleOut")
     assert scale == {"kind": "ScaleOut", "reason": "FallbackGroup", "why": scale["why"], "group": "gpu-l4-ondemand",
                      "count": 2, "replicas": 2}
+    grows = [a for r in rows for a in r["actions"] if a["kind"] == "GrowPod"]
+    assert grows and all(isinstance(a["rayMemory"], int) and a["rayMemory"] >= 0 for a in grows)
 
 
 def test_file_policy_and_now_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

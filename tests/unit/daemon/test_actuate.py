@@ -210,6 +210,44 @@ async def test_shrink_goes_raylet_first_and_shrinks_pod_only_by_what_ray_release
     assert body["requests"]["cpu"] == "1" and body["limits"]["cpu"] == "3"
 
 
+async def test_shrink_takes_from_ray_only_the_memory_the_plan_says_and_a_revert_gives_back_only_that() -> None:
+    api, raylets = FakeApi(), FakeRaylets()
+    ex = executor(api, raylets)
+    # 2Gi of the 8Gi limit were grown for memory pressure: Ray counts 6Gi; shrinking 8 → 7Gi takes none of it
+    ray = replace(pod().ray, total=Resources.of(cpu=4000, memory=6 * GI))  # type: ignore[type-var]
+    p = pod(ray=ray)
+    shrink = ShrinkPod("w1", Resources.of(cpu=2000, memory=3 * GI), Resources.of(cpu=4000, memory=7 * GI),
+                       Reason.IDLE_SHRINK, "idle", ray_memory=0)
+    report = await ex.execute(snap(p), Plan((shrink,)), 0.0)
+    assert report.done == ["ShrinkPod w1"]
+    assert raylets.calls == [("resize", Resources.of(cpu=4000, memory=6 * GI))]  # before: 5Gi
+    body = api.calls[0][1]["spec"]["containers"][0]["resources"]
+    assert body["requests"]["memory"] == "3Gi" and body["limits"]["memory"] == "7Gi"  # the pod shrinks all the same
+    rec = ann.decode_in_flight(api.calls[1][1]["metadata"]["annotations"][ann.IN_FLIGHT])
+    assert rec is not None and rec.raylet_done and rec.ray_memory == 0
+
+    back = FakeRaylets()
+    failed = pod(ray=ray, in_flight=rec, resize_state=ResizeState.ERROR)
+    await executor(FakeApi(), back).execute(snap(failed), Plan((RevertResize(
+        "w1", p.requests, p.limits, Reason.RESIZE_ERROR, "kubelet error"),)), 1.0)
+    assert back.calls == [("resize", Resources.of(cpu=4000, memory=6 * GI))]  # nothing was taken, nothing given
+
+
+async def test_a_shrink_ray_refuses_in_part_keeps_the_pod_as_big_as_what_ray_still_counts() -> None:
+    api = FakeApi()
+    raylets = FakeRaylets(clamp=Resources.of(memory=7 * GI))  # 7Gi in use: Ray keeps 7 of the 8Gi
+    ex = executor(api, raylets)
+    # the plan: 8 → 6Gi, Ray to 6Gi less a 512Mi reserve
+    shrink = ShrinkPod("w1", Resources.of(cpu=2000, memory=2 * GI), Resources.of(cpu=4000, memory=6 * GI),
+                       Reason.IDLE_SHRINK, "idle", ray_memory=-(2 * GI + 512 * 2**20))
+    await ex.execute(snap(pod()), Plan((shrink,)), 0.0)
+    assert raylets.calls == [("resize", Resources.of(cpu=4000, memory=6 * GI - 512 * 2**20))]
+    body = api.calls[0][1]["spec"]["containers"][0]["resources"]
+    assert body["limits"]["memory"] == "7Gi" and body["requests"]["memory"] == "3Gi"  # never below Ray's 7Gi
+    rec = ann.decode_in_flight(api.calls[1][1]["metadata"]["annotations"][ann.IN_FLIGHT])
+    assert rec is not None and rec.ray_memory == -GI  # what Ray actually released
+
+
 async def test_revert_of_a_downsize_gives_the_raylet_its_capacity_back() -> None:
     api, raylets = FakeApi(), FakeRaylets()
     ex = executor(api, raylets)

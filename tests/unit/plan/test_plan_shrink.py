@@ -2,9 +2,9 @@
 
 import dataclasses
 
-from autoscaler.actions import RemovePod, ShrinkPod
+from autoscaler.actions import Plan, RemovePod, ShrinkPod
 from autoscaler.model import Pressure
-from tests.planning import GI, demand, group, kinds, node, pod, res, run_plan, snapshot
+from tests.planning import GI, apply_plan, demand, group, kinds, node, pod, res, run_plan, snapshot
 
 BIG = res(12, 40)
 
@@ -88,3 +88,46 @@ def test_stuck_unschedulable_pods_are_removed_without_drain() -> None:
     (remove,) = run_plan(snapshot(pods, [node("n1")], [g])).actions
     assert isinstance(remove, RemovePod) and remove.reason.value == "StockoutCleanup" and not remove.drain
     assert remove.replicas == 1
+
+
+MI = 2**20
+
+
+def _shrink_of(snap: object, policy: str | None = None) -> ShrinkPod:
+    (shrink,) = run_plan(snap, policy).actions
+    assert isinstance(shrink, ShrinkPod)
+    return shrink
+
+
+def test_ray_memory_shrinks_to_the_new_limit_less_the_reserve() -> None:
+    snap = cluster()  # the raylet counts the whole 40Gi limit (as KubeRay starts it)
+    shrink = _shrink_of(snap)
+    assert shrink.ray_memory == shrink.limits["memory"] - 512 * MI - 40 * GI
+    no_reserve = _shrink_of(snap, "groups: {'*': {vertical: {memoryReserve: 0}}}")
+    assert no_reserve.ray_memory == no_reserve.limits["memory"] - 40 * GI
+    after = apply_plan(snap, Plan((shrink,)), 10_000.0)
+    assert after.pods[0].ray is not None and after.pods[0].ray.total["memory"] == shrink.limits["memory"] - 512 * MI
+
+
+def test_memory_grown_for_pressure_was_never_rays_so_a_shrink_takes_none_of_ray_memory() -> None:
+    snap = cluster()
+    big = snap.pods[0]
+    assert big.ray is not None
+    # grown 16 → 40Gi for memory pressure: Ray kept its 15.5Gi (16Gi less the reserve)
+    ray = dataclasses.replace(big.ray, total=res(12, 15.5), available=res(12, 15.5))
+    snap = dataclasses.replace(snap, pods=(dataclasses.replace(big, ray=ray), *snap.pods[1:]))
+    shrink = _shrink_of(snap)
+    assert 18 * GI * 1.2 <= shrink.limits["memory"] < 40 * GI
+    assert shrink.ray_memory == 0  # before: Ray lost the 40 → ~22Gi drop it never had
+    after = apply_plan(snap, Plan((shrink,)), 10_000.0)
+    assert after.pods[0].ray is not None and after.pods[0].ray.total["memory"] == int(15.5 * GI)
+    assert run_plan(after, now=10_000.0).actions == ()  # and nothing more to do once applied
+
+
+def test_ray_memory_in_use_bounds_what_a_shrink_releases() -> None:
+    snap = cluster(idle_s=0, in_use=res(6, 30))
+    snap = dataclasses.replace(snap, pods=(dataclasses.replace(snap.pods[0], last_resized_at=1_000.0),
+                                           *snap.pods[1:]))
+    shrink = _shrink_of(snap)
+    assert shrink.limits["memory"] == 30 * GI  # Ray's 30Gi in use is the floor
+    assert shrink.ray_memory == -10 * GI  # Ray keeps all 30Gi (not 30Gi less the reserve: it uses them)
