@@ -37,15 +37,15 @@ def _grow_actions(ws: Workspace) -> list[Action]:
         was_cpu, was_mem = before.get(CPU, 0), before.get(MEMORY, 0)
         cpu = ws.reqs[r][RC] + ws.growns[r][RC]
         mem = ws.reqs[r][RM] + ws.growns[r][RM]
-        if cpu == was_cpu and mem == was_mem:
-            continue
+        entry = ws.growth[r]
+        if (cpu == was_cpu and mem == was_mem) or not (entry.served or entry.reasons or any(ws.growns[r])):
+            continue  # nothing changes, or (a settle round) a pod grown before that grows no further
         requests = resized_requests(pod, cpu, mem)
         limits = limits_for(pod, requests)
         problem = resize_problem(pod, requests, limits, ws.snapshot.server_minor)
         if problem is not None:
             ws.notes.append(f"{pod.name}: not grown: {problem}")
             continue
-        entry = ws.growth[r]
         reasons = [reason for reason, _ in entry.reasons]
         if entry.served:
             reasons.append(Reason.DEMAND_FITS_IN_PLACE)

@@ -304,15 +304,30 @@ def _round_up(value: int, quantum: int) -> int:
     return value if quantum <= 0 else -(-value // quantum) * quantum
 
 
-def size_growth(ws: Workspace) -> None:
+def grow_further(ws: Workspace, items: list[Pending]) -> None:
+    """(A settle round.) Demand that neither free capacity nor growth placed may grow the pods the
+    plan already grows (``Workspace.regrowable``) further — the same resize, larger — before any
+    new pod is asked for. Placing the demand again moves it (first fit meets the room grown for
+    later shapes first), and the demand it displaces would otherwise need new pods while the pods
+    just grown could still give room."""
+    rows = ws.regrowable
+    if not rows or all(item.remaining <= 0 for item in items):
+        return
+    ws.allow_growth(rows)
+    grow_in_place(ws, items)
+    size_growth(ws, [r for r in rows if ws.growns[r][RC] or ws.growns[r][RM]])
+
+
+def size_growth(ws: Workspace, rows: list[int] | None = None) -> None:
     """Turn "just enough" growth into the policy's sizing mode, within policy max and node room.
 
     fit: round up to quanta after adding ``headroom × growth``; step: multiply the current size by
     ``stepFactor`` until it is enough; to-max: the largest size policy and node allow. The extra
-    beyond what the demand needs becomes free Ray capacity in this plan.
+    beyond what the demand needs becomes free Ray capacity in this plan. ``rows``: only these
+    (growth sized before is not sized again).
     """
     cols = ((RC, CPU), (RM, MEMORY))
-    for r in sorted(ws.growth):
+    for r in sorted(ws.growth) if rows is None else rows:
         g = int(ws.row_group[r])
         sizing = ws.group_policy[g].vertical.sizing
         node = int(ws.row_node[r])

@@ -16,6 +16,7 @@ plan already carried out (the settle round), without building a projected snapsh
 from __future__ import annotations
 
 import dataclasses
+from bisect import insort
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -154,6 +155,8 @@ class Workspace:
     removed: set[int] = field(default_factory=set)
     #: rows an earlier round of this plan already resizes or removes (settle rounds): left alone
     frozen: set[int] = field(default_factory=set)
+    #: (a settle round) rows the plan so far grows that may grow further in the same resize
+    regrowable: list[int] = field(default_factory=list)
     #: cpu/memory a resize an earlier round decided adds to a row's Ray total
     total_delta: dict[int, list[int]] = field(default_factory=dict)
     #: memory this plan grows a row by for pressure (already in ``reqs``: demand growth comes on top)
@@ -305,6 +308,21 @@ class Workspace:
         for gs in self.grow_shelves:
             if gs is not None:
                 gs.stale = True
+
+    def allow_growth(self, rows: list[int]) -> None:
+        """``rows`` may grow from now on, as rows this plan already grows (no new resize slot)."""
+        for r in rows:
+            self.growable[r] = True
+            if r not in self.growth:
+                self.growth[r] = Growth()
+            g = self.row_group[r]
+            gs = self.grow_shelves[g]
+            if gs is None:
+                self.grow_shelves[g] = GrowShelf([r])
+            elif r not in gs.members:
+                insort(gs.members, r)
+                gs.stale = True
+        self._chain_grow.clear()  # groups that had no growth shelf may have one now
 
     def forbid_growth(self, row: int) -> None:
         self.growable[row] = False
@@ -611,7 +629,8 @@ class Base:
         """The workspace of the snapshot once ``applied`` is carried out: resizes done (counted as
         in flight for the concurrency caps, the raylet already at the new size), new replicas on
         their way, removed pods gone. The same rows :func:`build` would give for the projected
-        snapshot (see :mod:`autoscaler.plan.projection`), without building that snapshot."""
+        snapshot (see :mod:`autoscaler.plan.projection`), without building that snapshot; and
+        ``Workspace.regrowable``: the rows ``applied`` grows that may grow (see vertical.grow_further)."""
         pods = self.snapshot.pods
         index = self.pod_index()
         free = [list(a) for a in self.free]
@@ -629,6 +648,7 @@ class Base:
         stuck_groups = set(self.stuck_groups)
         deleted: set[int] = set()
         kc, km = self.kidx[CPU], self.kidx[MEMORY]
+        regrowable: list[int] = []
         for a in applied.actions:
             if isinstance(a, GrowPod | ShrinkPod | RevertResize):
                 r = index.get(a.pod)
@@ -644,6 +664,8 @@ class Base:
                 reqs[r] = new_req
                 if g >= 0:
                     maxes[r] = self._grow_max(g, new_req, p)
+                if isinstance(a, GrowPod) and growable[r]:
+                    regrowable.append(r)
                 growable[r] = False
                 frozen.add(r)
                 if isinstance(a, GrowPod) and a.ray_memory is not None:  # Ray gains what the plan says
@@ -702,8 +724,10 @@ class Base:
         )
         snapshot = self.snapshot if all(a is b for a, b in zip(groups, self.snapshot.groups, strict=True)) \
             else dataclasses.replace(self.snapshot, groups=groups)
-        return self._workspace(snapshot, free, row_kind, growable, reqs, maxes, debts, nfree, in_flight_nodes,
-                               existing, frozen, total_delta, stuck_groups)
+        ws = self._workspace(snapshot, free, row_kind, growable, reqs, maxes, debts, nfree, in_flight_nodes,
+                             existing, frozen, total_delta, stuck_groups)
+        ws.regrowable = regrowable
+        return ws
 
     def _workspace(
         self, snapshot: Snapshot, free: list[list[int]], row_kind: list[int], growable: list[bool],

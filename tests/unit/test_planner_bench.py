@@ -53,6 +53,18 @@ def test_judge_marks_goals_and_lower_bounds() -> None:
     assert rows[1]["goals"]["near_linear"] is False  # 20x for 10x the pods
     assert rows[2]["goals"]["near_linear"] is True
     assert rows[1]["goals"]["new_pods_le_ray_v2"] is None  # Ray timed out: unknown
+    assert "ray_v2_vs_issue_machine" not in rows[0]  # no Ray time: no context
+
+
+def test_ray_time_here_against_the_issue_scales_rvas_median_as_context_only() -> None:
+    rows: list[dict[str, Any]] = [{"pods": 100, "shapes": 200, "demand_units": 10, "rva_ms_median": 16.0,
+                                   "ray_v2_ms_median": 1920.0, "ray_v2_ratio": 120.0, "rva_new_pods": 1,
+                                   "rva_overcommitting_grows": 0, "rva_stocked_out_launches": 0}]
+    planner_bench.judge(rows)
+    assert rows[0]["ray_v2_vs_issue_machine"] == 3.0  # 1,920 ms here, 640 ms in the issue
+    assert rows[0]["rva_ms_at_issue_machine_speed"] == pytest.approx(16.0 / 3.0, abs=0.01)
+    assert rows[0]["goals"]["median_le_5ms"] is False  # judged as measured, not scaled
+    assert "1,920.0 ms here, 640 ms where issue 2 measured it (×3)" in planner_bench.table(rows)
 
 
 def test_sizes_are_parsed_or_rejected() -> None:

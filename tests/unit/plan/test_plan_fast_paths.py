@@ -11,6 +11,7 @@ import random
 
 import pytest
 
+from autoscaler.actions import GrowPod
 from autoscaler.bench.planner_bench import bench_policy
 from autoscaler.bench.scenarios import generate
 from autoscaler.model import Snapshot
@@ -223,6 +224,10 @@ def assert_derived_is_projected(snap: Snapshot, policy: Policy, now: float) -> N
     # the rest of the round agrees too
     assert _round(base, base.derived(first)) == _round(prepare(built.snapshot, policy, now),
                                                        prepare(built.snapshot, policy, now).workspace())
+    # the first settle round may grow further the pods the first round grows (and the policy lets grow)
+    index = base.pod_index()
+    grown = [index[a.pod] for a in first.actions if isinstance(a, GrowPod) and a.pod in index]
+    assert derived.regrowable == [r for r in grown if base.growable[r]]
 
 
 @pytest.mark.parametrize(("pods", "shapes", "seed"), [(60, 120, 0), (100, 200, 1), (300, 600, 2)])

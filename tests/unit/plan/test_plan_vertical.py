@@ -4,7 +4,7 @@ import dataclasses
 
 from autoscaler.actions import GrowPod
 from autoscaler.model import QoSClass, Resources
-from tests.planning import GI, MI, demand, group, kinds, node, pod, res, run_plan, snapshot
+from tests.planning import GI, MI, apply_plan, demand, group, kinds, node, pod, res, run_plan, snapshot
 
 MAX8 = 'groups: {"*": {vertical: {maxPod: {cpu: "8", memory: 32Gi}}}}'
 
@@ -156,3 +156,19 @@ def test_reserve_counts_against_the_policy_max() -> None:
     snap = memory_bound_cluster()
     plan = run_plan(snap, 'groups: {"*": {vertical: {memoryReserve: 512Mi, maxPod: {memory: 18Gi}}}}')
     assert not any(isinstance(a, GrowPod) for a in plan.actions)
+
+
+def test_the_settle_round_grows_a_pod_the_plan_grows_further_before_asking_for_a_new_pod() -> None:
+    """Placing the demand again moves it: the 2-CPU task pinned to group cpu (placed first, it is
+    the more constrained) lands on the room just grown for the 3-CPU task, which is left without a
+    place. The pod the plan grows grows further in the same resize; no new pod is needed."""
+    g, other = group("cpu", cpu=4, mem_gi=16, replicas=2), group("other", cpu=4, mem_gi=16, replicas=0)
+    pods = [pod("p1", g, "n1", in_use=res(4, 0)), pod("p2", g, "n2", in_use=res(2, 0))]
+    snap = snapshot(pods, [node("n1", 16, 64), node("n2", 4, 16)], [g, other],
+                    demands=(demand(2, selectors=({"ray.io/node-group": "cpu"},)), demand(3)))
+    p = run_plan(snap)
+    assert kinds(p) == [("GrowPod", "p1", "DemandFitsInPlace")]  # before: also ScaleOut other +1
+    (grow,) = p.actions
+    assert isinstance(grow, GrowPod) and grow.requests["cpu"] >= 4000 + 3000 + 2000
+    assert "and further for demand that placing it again moves here: pending 1× {CPU: 3}" in grow.why
+    assert run_plan(apply_plan(snap, p, 10_000.0), now=10_001.0).actions == ()
