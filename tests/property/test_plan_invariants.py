@@ -143,6 +143,10 @@ def test_shrink_never_below_peak_with_margin_and_growth_never_shrinks(case: tupl
             assert ray is not None
             in_use = ray.total - ray.available
             assert a.requests[CPU] >= in_use.get(CPU)
+            if a.ray_memory is not None:  # Ray keeps what it uses and never counts more than the new limit
+                after = ray.total.get(MEMORY) + a.ray_memory
+                assert a.ray_memory <= 0 and after >= max(0, in_use.get(MEMORY))
+                assert after <= (a.limits.get(MEMORY) or a.requests.get(MEMORY))
         if isinstance(a, GrowPod):
             assert before is not None
             assert a.requests.get(CPU) >= before.requests.get(CPU)
@@ -227,3 +231,45 @@ def test_the_settle_rounds_workspace_is_the_projected_snapshots(case: tuple[Snap
 @given(clusters())
 def test_packing_and_growth_match_a_plain_scan_of_every_row(case: tuple[Snapshot, Policy]) -> None:
     assert_fast_paths_match_a_plain_scan(*case)
+
+
+@st.composite
+def shrinkable_pods(draw: st.DrawFn) -> tuple[Snapshot, Policy]:
+    """One grown, idle-ish pod whose raylet counts anything from a quarter of its limit (memory grown
+    for pressure stays out of Ray) to all of it (as KubeRay starts it), with some memory in use."""
+    g = group("cpu", cpu=4, mem_gi=16, replicas=1)
+    mem_gi = draw(st.sampled_from([20, 32, 48, 64]))
+    size = res(4, mem_gi)
+    ray_mem = int(size[MEMORY] * draw(st.sampled_from([0.25, 0.5, 0.9, 1.0])))
+    used_mem = int(ray_mem * draw(st.sampled_from([0.0, 0.3, 0.8])))
+    p = pod("p", g, "n1", size=size, last_resized_at=NOW - 5000)
+    assert p.ray is not None
+    ray = dataclasses.replace(p.ray, total=res(4, 0) + Resources.of({MEMORY: ray_mem}),
+                              available=res(4, 0) + Resources.of({MEMORY: ray_mem - used_mem}))
+    peak = int(size[MEMORY] * draw(st.sampled_from([0.1, 0.3, 0.6])))
+    pressure = {"p": Pressure("p", NOW - 1, 0.0, 0.0, peak // 2, size[MEMORY], peak, 0)}
+    snap = snapshot([dataclasses.replace(p, ray=ray)], [node("n1", 16, 128)], [g], pressure=pressure, taken_at=NOW)
+    reserve = draw(st.sampled_from(["0", "512Mi", "2Gi"]))
+    return snap, parse_policy({"groups": {"*": {"vertical": {"memoryReserve": reserve}}}})
+
+
+@SETTINGS
+@given(shrinkable_pods())
+def test_a_shrink_leaves_ray_what_it_uses_and_no_more_than_the_new_limit_less_the_reserve(
+    case: tuple[Snapshot, Policy],
+) -> None:
+    snap, policy = case
+    shrinks = [a for a in plan(snap, policy, NOW).actions if isinstance(a, ShrinkPod)]
+    before = snap.pods[0]
+    assert before.ray is not None
+    total, used = before.ray.total.get(MEMORY), (before.ray.total - before.ray.available).get(MEMORY)
+    reserve = policy.resolve("cpu").vertical.memory_reserve or 0
+    for a in shrinks:
+        if a.requests[MEMORY] == before.requests[MEMORY]:
+            continue
+        assert a.ray_memory is not None
+        after = total + a.ray_memory
+        assert after == max(used, min(total, a.limits[MEMORY] - reserve))  # never gains, never below use
+        assert after <= a.limits[MEMORY]
+        replanned = plan(apply_plan(snap, Plan((a,)), NOW), policy, NOW + 1)
+        assert not [x for x in replanned.actions if isinstance(x, ShrinkPod)]  # and it is done
