@@ -215,11 +215,8 @@ class PlanExecutor:
         rec = pod.in_flight
         if rec is not None and rec.raylet_done and pod.ray is not None and self.raylets is not None:
             # A downsize shrank the raylet before the pod; the pod stays big, so give Ray its capacity back.
-            given = ray_capacity(rec.previous_requests, rec.previous_limits) - ray_capacity(
-                rec.target_requests, rec.target_limits)
-            if rec.ray_memory is not None:  # what the raylet released, not the limit's drop
-                given = Resources.of({CPU: given.get(CPU), MEMORY: -rec.ray_memory})
-            grown = pod.ray.total.only(CPU, MEMORY) + given
+            # (what the raylet released, as the record says: raylet_change is ≤ 0 for a downsize)
+            grown = pod.ray.total.only(CPU, MEMORY) - raylet_change(pod.ray.total, rec)
             await self.raylets.resize(pod.ray.node_id, grown.maximum(Resources()))
 
     # ------------------------------------------------------------------------------------------

@@ -13,15 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 from autoscaler.actions import GrowPod, Plan, RemovePod, RevertResize, ScaleOut, ShrinkPod
-from autoscaler.model import (
-    CPU,
-    MEMORY,
-    InFlightResize,
-    PodState,
-    ResizeState,
-    Resources,
-    Snapshot,
-)
+from autoscaler.model import CPU, MEMORY, InFlightResize, PodState, ResizeState, Resources, Snapshot
 
 
 def _plus(a: Resources, b: Resources, sign: int = 1) -> Resources:

@@ -668,15 +668,13 @@ class Base:
                     regrowable.append(r)
                 growable[r] = False
                 frozen.add(r)
-                if isinstance(a, GrowPod) and a.ray_memory is not None:  # Ray gains what the plan says
-                    debts[r] = max(0, debts[r] + a.ray_memory - delta[1])  # model.memory_debt, after
+                if isinstance(a, GrowPod | ShrinkPod) and a.ray_memory is not None:
+                    # Ray's memory changes by what the plan says, not by the limit's change
                     delta = [delta[0], a.ray_memory]
-                elif isinstance(a, ShrinkPod) and a.ray_memory is not None and p.ray is not None:
-                    # Ray gives up what the plan says (less than the limit's drop when Ray counted less)
-                    after_m = p.ray.total.get(MEMORY) + a.ray_memory
-                    debts[r] = memory_debt(after_m, ray_capacity(a.requests, a.limits).get(MEMORY),
-                                           self.group_policy[g].vertical.memory_reserve if g >= 0 else None)
-                    delta = [delta[0], a.ray_memory]
+                    if p.ray is not None and g >= 0:
+                        debts[r] = memory_debt(p.ray.total.get(MEMORY) + a.ray_memory,
+                                               ray_capacity(a.requests, a.limits).get(MEMORY),
+                                               self.group_policy[g].vertical.memory_reserve)
                 total_delta[r] = delta
                 if row_kind[r] == RowKind.LIVE and p.ray is not None:
                     f = self.vec(p.ray.available)
