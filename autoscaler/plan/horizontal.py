@@ -1,10 +1,11 @@
 """Scale out label-matching worker groups for demand that neither free capacity nor growth served.
 
 Groups are tried in the demand's selector order (primary, then each fallback) and, within one
-selector, by priority (higher first) then spec order. A group is skipped while it is stocked out
-(``stocked_out_until`` in the future), when it is at its max replicas, when a new pod could not hold
-one bundle, and — for demand without GPUs — when it has GPUs, unless the policy allows it. One
-replica adds ``numOfHosts`` pods. Demand no group can ever hold is reported infeasible.
+selector, by priority (higher first), then — among groups alike in both — by the fewest new pods
+the demand needs there, the smaller pod, then spec order (``scale_out_order``). A group is skipped
+while it is stocked out (``stocked_out_until`` in the future), when it is at its max replicas, when
+a new pod could not hold one bundle, and — for demand without GPUs — when it has GPUs, unless the
+policy allows it. One replica adds ``numOfHosts`` pods. Demand no group can ever hold is reported infeasible.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def new_pods_for(
     blocked: set[Reason] = set()
     out_rows, out_takes = pack(ws, item, count, exclude=exclude)
     remaining = count - sum(out_takes)
-    for position, (rank, g) in enumerate(item.chain.order):
+    if remaining == 0:
+        return out_rows, out_takes, blocked
+    for position, (rank, g) in enumerate(scale_out_order(ws, item, remaining)):
         if remaining == 0:
             break
         group = ws.group(g)
@@ -86,6 +89,37 @@ def new_pods_for(
         out_takes += t2
         remaining -= placed
     return out_rows, out_takes, blocked
+
+
+def scale_out_order(ws: Workspace, item: Pending, remaining: int) -> list[tuple[int, int]]:
+    """The chain's groups as scale-out tries them: selector rank, priority, then — among groups
+    alike in both — the fewest new pods for ``remaining`` bundles, then the smaller pod (less room
+    left empty), then spec order. Spec order alone would add eight 2-core pods where one 16-core
+    pod of an equally preferred group holds the same demand; Ray's scheduler also picks the node
+    type by how well it packs."""
+    chain = item.chain
+    if not chain.ties:
+        return chain.order
+    order = list(chain.order)
+    groups = ws.snapshot.groups
+    for a, b in chain.ties:
+        keyed = []
+        for rank_group in order[a:b]:
+            g = rank_group[1]
+            per_pod = _per_pod(ws, g, item)
+            if per_pod > 0:
+                hosts = max(1, groups[g].num_of_hosts)
+                pods = hosts * _ceil_div(_ceil_div(remaining, per_pod), hosts)
+            else:
+                pods = _ANY
+            keyed.append((pods, per_pod, g, rank_group))
+        keyed.sort()
+        order[a:b] = [k[3] for k in keyed]
+    return order
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _per_pod(ws: Workspace, g: int, item: Pending) -> int:

@@ -6,7 +6,7 @@ capacity on its way is what keeps a second planning loop from scaling out again 
 
 Placement order: live capacity first, then capacity on its way, then pods this plan adds; within
 each, the groups the demand's best selector matches first, then its fallbacks; within one selector,
-groups as scale-out tries them (priority, then spec order); within a group, row order. A bundle
+groups by priority, then spec order; within a group, row order. A bundle
 goes to the first row that holds it (first fit), largest shapes first.
 """
 

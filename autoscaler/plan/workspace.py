@@ -101,9 +101,11 @@ class NewPods:
 class Chain:
     """One selector chain (primary + fallbacks) as it ranks the worker groups, for demand with or
     without GPUs. ``levels`` are the matching groups per selector, each ordered as scale-out tries
-    them (priority, then spec order); ``order`` is every matching ``(rank, group)`` in that order."""
+    them (priority, then spec order); ``order`` is every matching ``(rank, group)`` in that order;
+    ``ties`` the ``order[a:b]`` spans of two or more groups alike in rank and priority (scale-out
+    orders those by the demand, see horizontal.scale_out_order)."""
 
-    __slots__ = ("groups", "levels", "order", "rank")
+    __slots__ = ("groups", "levels", "order", "rank", "ties")
 
     def __init__(self, rank: list[int], priority: list[int]) -> None:
         self.rank = rank
@@ -114,6 +116,14 @@ class Chain:
             levels.setdefault(r, []).append(g)
         self.levels = list(levels.values())
         self.groups = [g for _, g in self.order]
+        self.ties: list[tuple[int, int]] = []
+        start = 0
+        for i in range(1, len(self.order) + 1):
+            if i == len(self.order) or (self.order[i][0], priority[self.order[i][1]]) != (
+                self.order[start][0], priority[self.order[start][1]]):
+                if i - start > 1:
+                    self.ties.append((start, i))
+                start = i
 
 
 @dataclass

@@ -55,6 +55,24 @@ def test_priority_orders_groups_matching_the_same_selector() -> None:
     assert kinds(run_plan(snap, "groups: {a: {horizontal: {priority: 9}}}"))[0][1] == "a"
 
 
+def test_among_equally_preferred_groups_the_fewest_new_pods_win() -> None:
+    small = group("small", cpu=2, mem_gi=8, replicas=0, max_replicas=10, labels={"pool": "x"})
+    medium = group("medium", cpu=4, mem_gi=16, replicas=0, max_replicas=10, labels={"pool": "x"})
+    big = group("big", cpu=8, mem_gi=32, replicas=0, max_replicas=10, labels={"pool": "x"})
+    snap = snapshot([], [], [small, medium, big], demands=(demand(1, 2, count=4, selectors=({"pool": "x"},)),))
+    # spec order alone would add two 2-core pods; one 4-core pod holds the four bundles, and of the
+    # groups that need one pod the smaller pod wins
+    assert [(a.group, a.count) for a in run_plan(snap).actions] == [("medium", 1)]
+    one = snapshot([], [], [small, medium, big], demands=(demand(1, 2, count=1, selectors=({"pool": "x"},)),))
+    assert [(a.group, a.count) for a in run_plan(one).actions] == [("small", 1)]  # equal pods: smaller
+    # priority and selector order still come first
+    assert [(a.group, a.count) for a in run_plan(snap, "groups: {small: {horizontal: {priority: 1}}}").actions] == [
+        ("small", 2)]
+    pinned = snapshot([], [], [small, medium, big], demands=(demand(1, 2, count=4, selectors=(
+        {"ray.io/node-group": "small"}, {"pool": "x"})),))
+    assert [(a.group, a.count) for a in run_plan(pinned).actions] == [("small", 2)]
+
+
 def test_num_of_hosts_and_replica_totals() -> None:
     g = group("tpu", cpu=4, mem_gi=16, replicas=1, max_replicas=3, num_of_hosts=2)
     pods = [pod("h0", g, "n1", in_use=res(4, 16)), pod("h1", g, "n2", in_use=res(4, 16))]
