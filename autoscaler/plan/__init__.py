@@ -20,11 +20,12 @@ demand it displaces would otherwise need new pods while the pods just grown coul
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 
 from autoscaler.actions import Action, GrowPod, Plan, Reason, RemovePod, ScaleOut, ShrinkPod
 from autoscaler.model import Snapshot
-from autoscaler.plan.assemble import assemble
+from autoscaler.plan.assemble import assemble, unserved
 from autoscaler.plan.gangs import place_gangs
 from autoscaler.plan.horizontal import ensure_min_replicas, hold_constraints, scale_out
 from autoscaler.plan.inflight import handle_in_flight
@@ -113,8 +114,8 @@ def _settle(first: Plan, later: Plan) -> tuple[Plan, bool]:
     """``first`` plus what planning on its outcome still adds: more replicas for groups (or new
     groups), growth of pods ``first`` does not touch, more growth of pods it grows (the same resize,
     larger), and shrinks or removals of untouched pods (with demand placed where it will land, a
-    group ``first`` counted on may turn out idle). Unserved demand is the later view. Also says
-    whether it grew pods (then another look may help)."""
+    group ``first`` counted on may turn out idle). Unserved demand is the later view (:func:`_plan`
+    adds it). Also says whether it grew pods (then another look may help)."""
     scale = {a.group: a for a in first.actions if isinstance(a, ScaleOut)}
     touched = {a.pod for a in first.actions if not isinstance(a, ScaleOut)}
     first_grows = {a.pod: a for a in first.actions if isinstance(a, GrowPod)}
@@ -153,7 +154,7 @@ def _settle(first: Plan, later: Plan) -> tuple[Plan, bool]:
     # (growing further too: without another look after it, planning again once the plan is carried
     # out asked for 35–39 new pods at 1,000 pods, seeds 0–1)
     grew = bool(grows) or bool(further)
-    return Plan(actions=tuple(actions), unserved=later.unserved, notes=notes, suppressed=first.suppressed), grew
+    return Plan(actions=tuple(actions), notes=notes, suppressed=first.suppressed), grew
 
 
 def plan(snapshot: Snapshot, policy: Policy | None, now: float) -> Plan:
@@ -177,12 +178,15 @@ def _plan(snapshot: Snapshot, policy: Policy | None, now: float) -> Plan:
         note = f"{Reason.DRY_RUN.value}: {len(live.actions)} actions decided, none carried out (policy dryRun)"
         return Plan(actions=(), unserved=live.unserved, notes=(*live.notes, note), suppressed=live.actions)
     base = prepare(snapshot, policy, now)
-    result = _round(base, base.workspace())
+    ws = base.workspace()
+    result = _round(base, ws)
     grew = _changes_capacity(result)
     for i in range(SETTLE_ROUNDS):
         if not grew:
             break
-        again = _round(base, base.derived(result), regrow=i < REGROW_ROUNDS)
+        ws = base.derived(result)
+        again = _round(base, ws, regrow=i < REGROW_ROUNDS)
         result, grew = _settle(result, again)
-    return result
+    # unserved demand is the last look's: only its sentences are written
+    return dataclasses.replace(result, unserved=unserved(ws))
 

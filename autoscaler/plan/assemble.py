@@ -3,7 +3,7 @@ and a sentence, checked against the guards. (Dry run is applied by :func:`autosc
 
 from __future__ import annotations
 
-from autoscaler.actions import Action, GrowPod, Plan, Reason, RemovePod, RevertResize, ScaleOut, ShrinkPod
+from autoscaler.actions import Action, GrowPod, Plan, Reason, RemovePod, RevertResize, ScaleOut, ShrinkPod, Unserved
 from autoscaler.model import CPU, MEMORY, Resources
 from autoscaler.plan.guards import limits_for, resize_problem, resized_requests
 from autoscaler.plan.workspace import RC, RM, Workspace, fmt_bytes, fmt_cpu, shape_text
@@ -88,9 +88,15 @@ def _scale_actions(ws: Workspace) -> list[Action]:
 
 
 def assemble(ws: Workspace) -> Plan:
+    """The round's actions and notes; its unserved demand is :func:`unserved`, asked for only of the
+    round whose view the plan keeps."""
     reverts = [a for a in ws.actions if isinstance(a, RevertResize)]
     shrinks = [a for a in ws.actions if isinstance(a, ShrinkPod)]
     removals = [a for a in ws.actions if isinstance(a, RemovePod)]
     actions = (*reverts, *_grow_actions(ws), *_scale_actions(ws), *shrinks, *removals)
     notes = list(dict.fromkeys(ws.notes))  # de-duplicated, order kept
-    return Plan(actions=actions, unserved=tuple(ws.unserved), notes=tuple(notes))
+    return Plan(actions=actions, notes=tuple(notes))
+
+
+def unserved(ws: Workspace) -> tuple[Unserved, ...]:
+    return tuple(u.unserved() for u in ws.unserved)

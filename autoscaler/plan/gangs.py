@@ -8,14 +8,15 @@ place, then new pods; if one bundle cannot be placed, everything the gang change
 
 from __future__ import annotations
 
-from functools import reduce
+from collections.abc import Callable
+from functools import partial, reduce
 
-from autoscaler.actions import Reason, Unserved
+from autoscaler.actions import Reason
 from autoscaler.model import Demand, Gang, GangStrategy, LabelSelector, Resources
 from autoscaler.plan.horizontal import new_pods_for, unserved_reason
 from autoscaler.plan.packing import Pending, pack, pending_of
 from autoscaler.plan.vertical import grow_for
-from autoscaler.plan.workspace import Workspace, demand_label
+from autoscaler.plan.workspace import Unplaced, Workspace, demand_label
 
 
 def _bundles(gang: Gang) -> list[tuple[Resources, tuple[LabelSelector, ...]]]:
@@ -56,4 +57,8 @@ def place_gangs(ws: Workspace) -> None:
         else:
             ws.restore(saved)
             reason, why = unserved_reason(ws, failed[0], failed[1])
-            ws.unserved.append(Unserved(gang, 1, reason, f"{demand_label(gang)} not placed (all or nothing): {why}"))
+            ws.unserved.append(Unplaced(gang, 1, reason, partial(_gang_why, gang, why)))
+
+
+def _gang_why(gang: Gang, why: Callable[[], str]) -> str:
+    return f"{demand_label(gang)} not placed (all or nothing): {why()}"

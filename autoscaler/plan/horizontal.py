@@ -11,11 +11,13 @@ policy allows it. One replica adds ``numOfHosts`` pods. Demand no group can ever
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import partial
 
-from autoscaler.actions import Reason, Unserved
+from autoscaler.actions import Reason
 from autoscaler.model import CPU, MEMORY, Demand
 from autoscaler.plan.packing import Pending, pack, pending_of
-from autoscaler.plan.workspace import NewPods, RowKind, Workspace, demand_label
+from autoscaler.plan.workspace import NewPods, RowKind, Unplaced, Workspace, demand_label
 
 #: Bundles of an empty shape one pod holds (any number).
 _ANY = 1 << 40
@@ -180,20 +182,30 @@ def _blockers(ws: Workspace, item: Pending) -> set[Reason]:
     return out
 
 
-def unserved_reason(ws: Workspace, item: Pending, blocked: set[Reason]) -> tuple[Reason, str]:
-    what = demand_label(item.demand)
+def unserved_reason(ws: Workspace, item: Pending, blocked: set[Reason]) -> tuple[Reason, Callable[[], str]]:
+    """Why ``item`` stays unplaced, decided now (replicas and stockouts as they are at this point of
+    the round), and its sentence, written when asked for (see workspace.Unplaced)."""
     blocked = blocked | _blockers(ws, item)
     if not feasible(ws, item):
-        return Reason.INFEASIBLE_DEMAND, (
-            f"no worker group matching {what} can ever hold {item.text} (labels, size, GPU guard or policy)"
-        )
-    if Reason.STOCKED_OUT in blocked:
-        return Reason.STOCKED_OUT, f"the groups that match {what} are stocked out or at their maximum"
-    if Reason.AT_MAX_REPLICAS in blocked:
-        return Reason.AT_MAX_REPLICAS, f"every group that matches {what} is at its maximum replicas"
-    return Reason.WAITING_FOR_CAPACITY, (
-        f"{what} fits only by growing pods, and no matching pod can grow now (node room, cooldown, caps)"
-    )
+        reason = Reason.INFEASIBLE_DEMAND
+    elif Reason.STOCKED_OUT in blocked:
+        reason = Reason.STOCKED_OUT
+    elif Reason.AT_MAX_REPLICAS in blocked:
+        reason = Reason.AT_MAX_REPLICAS
+    else:
+        reason = Reason.WAITING_FOR_CAPACITY
+    return reason, partial(_unserved_why, reason, item)
+
+
+def _unserved_why(reason: Reason, item: Pending) -> str:
+    what = demand_label(item.demand)
+    if reason is Reason.INFEASIBLE_DEMAND:
+        return f"no worker group matching {what} can ever hold {item.text} (labels, size, GPU guard or policy)"
+    if reason is Reason.STOCKED_OUT:
+        return f"the groups that match {what} are stocked out or at their maximum"
+    if reason is Reason.AT_MAX_REPLICAS:
+        return f"every group that matches {what} is at its maximum replicas"
+    return f"{what} fits only by growing pods, and no matching pod can grow now (node room, cooldown, caps)"
 
 
 def scale_out(ws: Workspace, items: list[Pending]) -> None:
@@ -211,7 +223,7 @@ def scale_out(ws: Workspace, items: list[Pending]) -> None:
         item.remaining -= sum(takes)
         if item.remaining > 0:
             reason, why = unserved_reason(ws, item, blocked)
-            ws.unserved.append(Unserved(item.demand, item.remaining, reason, why))
+            ws.unserved.append(Unplaced(item.demand, item.remaining, reason, why))
 
 
 def hold_constraints(ws: Workspace) -> None:

@@ -199,7 +199,7 @@ def test_each_bundle_is_served_once(case: tuple[Snapshot, Policy]) -> None:
         assert item.in_place + item.new_pods + item.remaining == item.demand.count
         assert item.in_place >= grown_in_place
         assert item.remaining >= 0
-    unserved = {id(u.demand): u.count for u in ws.unserved}
+    unserved = {id(u.subject): u.units for u in ws.unserved}
     for item in items:
         assert unserved.get(id(item.demand), 0) == item.remaining
 
