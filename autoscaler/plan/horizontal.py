@@ -1,11 +1,12 @@
 """Scale out label-matching worker groups for demand that neither free capacity nor growth served.
 
 Groups are tried in the demand's selector order (primary, then each fallback) and, within one
-selector, by priority (higher first), then — among groups alike in both — by the fewest new pods
-the demand needs there, the smaller pod, then spec order (``scale_out_order``). A group is skipped
-while it is stocked out (``stocked_out_until`` in the future), when it is at its max replicas, when
-a new pod could not hold one bundle, and — for demand without GPUs — when it has GPUs, unless the
-policy allows it. One replica adds ``numOfHosts`` pods. Demand no group can ever hold is reported infeasible.
+selector, by priority (higher first), then — among groups alike in both — groups without GPUs
+first for demand without GPUs, the fewest new pods the demand needs there, the smaller pod, then
+spec order (``scale_out_order``). A group is skipped while it is stocked out (``stocked_out_until``
+in the future), when it is at its max replicas, when a new pod could not hold one bundle, and — for
+demand without GPUs — when it has GPUs, unless the policy allows it. One replica adds
+``numOfHosts`` pods. Demand no group can ever hold is reported infeasible.
 """
 
 from __future__ import annotations
@@ -95,15 +96,18 @@ def new_pods_for(
 
 def scale_out_order(ws: Workspace, item: Pending, remaining: int) -> list[tuple[int, int]]:
     """The chain's groups as scale-out tries them: selector rank, priority, then — among groups
-    alike in both — the fewest new pods for ``remaining`` bundles, then the smaller pod (less room
+    alike in both — groups without GPUs first for demand without GPUs (where the policy lets it use
+    GPU groups at all), the fewest new pods for ``remaining`` bundles, the smaller pod (less room
     left empty), then spec order. Spec order alone would add eight 2-core pods where one 16-core
     pod of an equally preferred group holds the same demand; Ray's scheduler also picks the node
-    type by how well it packs."""
+    type by how well it packs, and ranks GPU nodes last for demand without GPUs."""
     chain = item.chain
     if not chain.ties:
         return chain.order
     order = list(chain.order)
     groups = ws.snapshot.groups
+    spares_gpus = item.shape[ws.kg] == 0
+    has_gpu = ws.group_has_gpu
     for a, b in chain.ties:
         keyed = []
         for rank_group in order[a:b]:
@@ -114,9 +118,9 @@ def scale_out_order(ws: Workspace, item: Pending, remaining: int) -> list[tuple[
                 pods = hosts * _ceil_div(_ceil_div(remaining, per_pod), hosts)
             else:
                 pods = _ANY
-            keyed.append((pods, per_pod, g, rank_group))
+            keyed.append((spares_gpus and has_gpu[g], pods, per_pod, g, rank_group))
         keyed.sort()
-        order[a:b] = [k[3] for k in keyed]
+        order[a:b] = [k[4] for k in keyed]
     return order
 
 

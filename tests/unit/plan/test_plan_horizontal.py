@@ -73,6 +73,17 @@ def test_among_equally_preferred_groups_the_fewest_new_pods_win() -> None:
     assert [(a.group, a.count) for a in run_plan(pinned).actions] == [("small", 2)]
 
 
+def test_demand_without_gpus_prefers_groups_without_gpus_even_when_allowed_on_gpu_groups() -> None:
+    cpu = group("cpu", cpu=16, mem_gi=64, replicas=0, max_replicas=10, labels={"pool": "x"})
+    a100 = group("a100", cpu=10, mem_gi=80, gpu=1, replicas=0, max_replicas=10, labels={"pool": "x"})
+    snap = snapshot([], [], [a100, cpu], demands=(demand(4, 40, count=2, selectors=({"pool": "x"},)),))
+    allowed = 'groups: {"*": {allowCpuOnlyOnGpu: true}}'
+    # two 16-core pods rather than one A100 pod, though the A100 pod would hold both bundles
+    assert [(a.group, a.count) for a in run_plan(snap, allowed).actions] == [("cpu", 2)]
+    gpu_demand = snapshot([], [], [a100, cpu], demands=(demand(4, 40, count=2, gpu=1, selectors=({"pool": "x"},)),))
+    assert [(a.group, a.count) for a in run_plan(gpu_demand).actions] == [("a100", 2)]
+
+
 def test_num_of_hosts_and_replica_totals() -> None:
     g = group("tpu", cpu=4, mem_gi=16, replicas=1, max_replicas=3, num_of_hosts=2)
     pods = [pod("h0", g, "n1", in_use=res(4, 16)), pod("h1", g, "n2", in_use=res(4, 16))]
