@@ -45,9 +45,10 @@ def candidates(ws: Workspace, item: Pending) -> list[tuple[int, int]]:
 
 
 def new_pods_for(
-    ws: Workspace, item: Pending, count: int, exclude: set[int] | None = None
+    ws: Workspace, item: Pending, count: int, exclude: set[int] | None = None, ahead: DemandAhead | None = None
 ) -> tuple[list[int], list[int], set[Reason]]:
     """Place up to ``count`` bundles on pods this plan adds (capacity already added first).
+    ``ahead``: the demand scale-out places after this one (see :func:`scale_out_order`).
 
     Returns (rows, bundles per row, reasons groups were skipped)."""
     blocked: set[Reason] = set()
@@ -55,7 +56,7 @@ def new_pods_for(
     remaining = count - sum(out_takes)
     if remaining == 0:
         return out_rows, out_takes, blocked
-    for position, (rank, g) in enumerate(scale_out_order(ws, item, remaining)):
+    for position, (rank, g) in enumerate(scale_out_order(ws, item, remaining, ahead)):
         if remaining == 0:
             break
         group = ws.group(g)
@@ -94,13 +95,43 @@ def new_pods_for(
     return out_rows, out_takes, blocked
 
 
-def scale_out_order(ws: Workspace, item: Pending, remaining: int) -> list[tuple[int, int]]:
+class DemandAhead:
+    """Per group, what the demand scale-out has still to place needs in all, each shape counted in
+    every group its selectors allow: what the room a new pod has left can take."""
+
+    __slots__ = ("need",)
+
+    def __init__(self, ws: Workspace, items: list[Pending]) -> None:
+        self.need: dict[int, list[int]] = {}
+        K = len(ws.keys)
+        for item in items:
+            if item.remaining > 0:
+                for g in item.chain.groups:
+                    total = self.need.get(g)
+                    if total is None:
+                        total = self.need[g] = [0] * K
+                    for k, v in item.need:
+                        total[k] += v * item.remaining
+
+    def leave(self, item: Pending) -> None:
+        """``item``'s turn: from here on it is no longer ahead."""
+        for g in item.chain.groups:
+            total = self.need[g]
+            for k, v in item.need:
+                total[k] -= v * item.remaining
+
+
+def scale_out_order(
+    ws: Workspace, item: Pending, remaining: int, ahead: DemandAhead | None = None
+) -> list[tuple[int, int]]:
     """The chain's groups as scale-out tries them: selector rank, priority, then — among groups
     alike in both — groups without GPUs first for demand without GPUs (where the policy lets it use
-    GPU groups at all), the fewest new pods for ``remaining`` bundles, the smaller pod (less room
-    left empty), then spec order. Spec order alone would add eight 2-core pods where one 16-core
-    pod of an equally preferred group holds the same demand; Ray's scheduler also picks the node
-    type by how well it packs, and ranks GPU nodes last for demand without GPUs."""
+    GPU groups at all), then the fewest new pods for ``remaining`` bundles together with the demand
+    ``ahead`` (later shapes fill the room a new pod has left: pods are packed before new ones are
+    added), then the smaller pod, then spec order. Spec order alone added eight 2-core pods where
+    one 16-core pod of an equally preferred group holds the same demand; a lone small task still
+    gets the small pod. Ray's scheduler also picks the node type by how well it packs the pending
+    demand, and ranks GPU nodes last for demand without GPUs."""
     chain = item.chain
     if not chain.ties:
         return chain.order
@@ -108,14 +139,21 @@ def scale_out_order(ws: Workspace, item: Pending, remaining: int) -> list[tuple[
     groups = ws.snapshot.groups
     spares_gpus = item.shape[ws.kg] == 0
     has_gpu = ws.group_has_gpu
+    later = ahead.need if ahead is not None else {}
     for a, b in chain.ties:
         keyed = []
         for rank_group in order[a:b]:
             g = rank_group[1]
             per_pod = _per_pod(ws, g, item)
             if per_pod > 0:
+                pods = _ceil_div(remaining, per_pod)
+                total = later.get(g)
+                if total is not None:
+                    ray = ws.group_ray[g]
+                    for k, v in item.need:
+                        pods = max(pods, _ceil_div(v * remaining + total[k], ray[k]))
                 hosts = max(1, groups[g].num_of_hosts)
-                pods = hosts * _ceil_div(_ceil_div(remaining, per_pod), hosts)
+                pods = hosts * _ceil_div(pods, hosts)
             else:
                 pods = _ANY
             keyed.append((spares_gpus and has_gpu[g], pods, per_pod, g, rank_group))
@@ -215,10 +253,13 @@ def _unserved_why(reason: Reason, item: Pending) -> str:
 def scale_out(ws: Workspace, items: list[Pending]) -> None:
     """Pass 3: new pods for what is left; whatever still remains is reported unserved."""
     row_kind = ws.row_kind
+    ahead = DemandAhead(ws, items) if any(i.remaining > 0 and i.chain.ties for i in items) else None
     for item in items:
         if item.remaining <= 0:
             continue
-        rows, takes, blocked = new_pods_for(ws, item, item.remaining)
+        if ahead is not None:
+            ahead.leave(item)
+        rows, takes, blocked = new_pods_for(ws, item, item.remaining, ahead=ahead)
         for r, t in zip(rows, takes, strict=True):
             if row_kind[r] == RowKind.NEW:
                 item.new_pods += t

@@ -71,6 +71,12 @@ def test_among_equally_preferred_groups_the_fewest_new_pods_win() -> None:
     pinned = snapshot([], [], [small, medium, big], demands=(demand(1, 2, count=4, selectors=(
         {"ray.io/node-group": "small"}, {"pool": "x"})),))
     assert [(a.group, a.count) for a in run_plan(pinned).actions] == [("small", 2)]
+    # the demand after it counts too: two shapes of four 1-core bundles fill one 8-core pod, where
+    # picking for the first alone adds a 4-core pod for each
+    pool = ({"pool": "x"},)
+    two = snapshot([], [], [small, medium, big], demands=(demand(1, 2, count=4, selectors=pool),
+                                                          demand(1, 1, count=4, selectors=pool)))
+    assert [(a.group, a.count) for a in run_plan(two).actions] == [("big", 1)]
 
 
 def test_demand_without_gpus_prefers_groups_without_gpus_even_when_allowed_on_gpu_groups() -> None:
