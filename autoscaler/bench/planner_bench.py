@@ -4,7 +4,8 @@ For each size a seeded scenario (:mod:`autoscaler.bench.scenarios`) is planned b
 times (median), then scheduled by Ray's ``ResourceDemandScheduler`` with IPPR off and on, each in a
 child process killed after ``--ray-time-limit`` seconds (Ray needs minutes at 1,000 nodes); a killed
 run reports the limit as a lower bound. Ray runs ``--ray-repeats`` times at sizes up to 100 pods and
-once above.
+once above. ``--seeds`` runs every size at each seed and counts the seeds where rva asks for no
+more new pods than Ray (one seed says little: the scenarios differ a lot).
 
 Both sides plan under the same rules: the same per-group pod maximum (rva ``vertical.maxPod``, Ray
 ``max-cpu``/``max-memory``); no per-cluster resize cap for rva (Ray's scheduler has none); CPU-only
@@ -70,6 +71,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="Ray IPPR as it plans before the kubelet has deferred any resize (may overcommit nodes)",
     )
     parser.add_argument("--seed", type=int, default=0, help="scenario seed (default 0)")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", metavar="SEED",
+        help="several scenario seeds, each size at each (overrides --seed); the table adds how many seeds "
+        "meet the new-pods goals",
+    )  # fmt: skip
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="print rva's top N functions by own time to stderr"
     )
@@ -203,9 +209,11 @@ def _ray_columns(prefix: str, run: TimedRayRun | None, snapshot: Snapshot, rva_m
     return cols
 
 
-def bench_size(pods: int, shapes: int, args: argparse.Namespace, plan: PlanFn, progress: Progress) -> dict[str, Any]:
+def bench_size(
+    pods: int, shapes: int, seed: int, args: argparse.Namespace, plan: PlanFn, progress: Progress
+) -> dict[str, Any]:
     progress.step(f"generating {pods} pods / {shapes} shapes")
-    scenario = generate(pods, shapes, seed=args.seed)
+    scenario = generate(pods, shapes, seed=seed)
     snapshot = scenario.snapshot
     policy = bench_policy(scenario)
     rva = time_rva(scenario, policy, args.repeats, plan, progress)
@@ -219,7 +227,7 @@ def bench_size(pods: int, shapes: int, args: argparse.Namespace, plan: PlanFn, p
         "demands": len(snapshot.demands),
         "gangs": len(snapshot.gangs),
         "demand_units": units,
-        "seed": args.seed,
+        "seed": seed,
         "rva_ms_median": round(rva_ms, 3),
         "rva_ms_p90": round(sorted(rva.ms)[int(0.9 * (len(rva.ms) - 1))], 3),
         "rva_ms_min": round(min(rva.ms), 3),
@@ -249,9 +257,11 @@ def bench_size(pods: int, shapes: int, args: argparse.Namespace, plan: PlanFn, p
 
 
 def judge(rows: list[dict[str, Any]]) -> None:
-    """Add a ``goals`` entry per row: which of issue 2's goals hold (None = not measurable)."""
-    previous: dict[str, Any] | None = None
+    """Add a ``goals`` entry per row: which of issue 2's goals hold (None = not measurable). Growth
+    with size is judged between rows of the same seed."""
+    last: dict[Any, dict[str, Any]] = {}
     for row in rows:
+        previous = last.get(row.get("seed"))
         goals: dict[str, bool | None] = {}
         limit = GOAL_MS.get(row["pods"])
         if limit is not None:
@@ -273,7 +283,7 @@ def judge(rows: list[dict[str, Any]]) -> None:
             ray_pods = row.get(f"{prefix}_new_pods")
             goals[f"new_pods_le_{prefix}"] = None if ray_pods is None else row["rva_new_pods"] <= ray_pods
         row["goals"] = goals
-        previous = row
+        last[row.get("seed")] = row
 
 
 def _fmt(value: Any, bound: bool = False) -> str:
@@ -288,7 +298,7 @@ def _fmt(value: Any, bound: bool = False) -> str:
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = (
-        "pods", "shapes", "units", "rva ms", "Ray ms", "×", "Ray+IPPR ms", "×",
+        "seed", "pods", "shapes", "units", "rva ms", "Ray ms", "×", "Ray+IPPR ms", "×",
         "served rva/Ray/IPPR", "new pods rva/Ray/IPPR", "new cores rva/Ray/IPPR", "grown rva/IPPR",
     )  # fmt: skip
     lines = [head]
@@ -299,7 +309,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             return _fmt(row.get(f"{p}_lower_bound_ms"), True) if out else _fmt(row.get(f"{p}_ms_median"))
 
         lines.append((
-            _fmt(r["pods"]), _fmt(r["shapes"]), _fmt(r["demand_units"]), _fmt(r["rva_ms_median"]),
+            _fmt(r.get("seed")), _fmt(r["pods"]), _fmt(r["shapes"]), _fmt(r["demand_units"]), _fmt(r["rva_ms_median"]),
             ray_ms("ray_v2"), _fmt(r.get("ray_v2_ratio"), bool(r.get("ray_v2_timed_out"))),
             ray_ms("ray_ippr"), _fmt(r.get("ray_ippr_ratio"), bool(r.get("ray_ippr_timed_out"))),
             "/".join(_fmt(r.get(k)) for k in ("rva_served", "ray_v2_served", "ray_ippr_served")),
@@ -312,7 +322,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     out.insert(1, "  ".join("-" * w for w in widths))
     for r in rows:
         verdicts = ", ".join(f"{k} {'ok' if v else 'MISSED' if v is False else 'n/a'}" for k, v in r["goals"].items())
-        out.append(f"goals at {r['pods']} pods: {verdicts}")
+        out.append(f"goals at {r['pods']} pods{seed_label(r)}: {verdicts}")
         caveats = []
         if r.get("ray_ippr_overcommitting_resizes"):
             caveats.append(
@@ -334,8 +344,35 @@ def table(rows: list[dict[str, Any]]) -> str:
                 f"where issue 2 measured it (×{r['ray_v2_vs_issue_machine']:g}); rva's median scaled by that: "
                 f"{_fmt(r['rva_ms_at_issue_machine_speed'])} ms (not a goal: the goals are judged as measured here)"
             )
+    out += seed_summary(rows)
     out.append("≥ = Ray killed at the time limit; the time and ratio are lower bounds.")
     return "\n".join(out)
+
+
+def seed_label(row: dict[str, Any]) -> str:
+    return f", seed {row['seed']}" if row.get("seed") is not None else ""
+
+
+def seed_summary(rows: list[dict[str, Any]]) -> list[str]:
+    """Per size run at several seeds: at how many of them rva asks for no more new pods than Ray."""
+    by_size: dict[int, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_size.setdefault(r["pods"], []).append(r)
+    out = []
+    for pods, group in by_size.items():
+        if len(group) < 2:
+            continue
+        parts = []
+        for prefix, label in (("ray_v2", "Ray"), ("ray_ippr", "Ray+IPPR")):
+            known = [r["goals"].get(f"new_pods_le_{prefix}") for r in group]
+            judged = [v for v in known if v is not None]
+            if judged:
+                missed = [str(r["seed"]) for r, v in zip(group, known, strict=True) if v is False]
+                parts.append(f"≤ {label} at {sum(judged)} of {len(judged)} seeds"
+                             + (f" (not at {', '.join(missed)})" if missed else ""))
+        if parts:
+            out.append(f"new pods at {pods} pods: rva {'; '.join(parts)}")
+    return out
 
 
 class Progress:
@@ -379,10 +416,12 @@ def main(args: argparse.Namespace, plan: PlanFn | None = None) -> int:
     sizes = parse_sizes(args.sizes)
     plan_fn = plan or _load_plan()
     progress = Progress()
+    seeds = args.seeds or [args.seed]
+    runs = [(seed, pods, shapes) for seed in seeds for pods, shapes in sizes]
     rows = []
-    for i, (pods, shapes) in enumerate(sizes, 1):
-        progress.prefix = f"[{i}/{len(sizes)}] {pods} pods / {shapes} shapes: "
-        rows.append(bench_size(pods, shapes, args, plan_fn, progress))
+    for i, (seed, pods, shapes) in enumerate(runs, 1):
+        progress.prefix = f"[{i}/{len(runs)}] {pods} pods / {shapes} shapes, seed {seed}: "
+        rows.append(bench_size(pods, shapes, seed, args, plan_fn, progress))
     progress.done()
     judge(rows)
     print(json.dumps(rows, indent=2) if args.json else table(rows))

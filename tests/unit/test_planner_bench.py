@@ -67,6 +67,33 @@ def test_ray_time_here_against_the_issue_scales_rvas_median_as_context_only() ->
     assert "1,920.0 ms here, 640 ms where issue 2 measured it (×3)" in planner_bench.table(rows)
 
 
+def test_several_seeds_give_a_row_each_and_a_count_of_seeds_that_meet_the_new_pods_goal(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = planner_bench.main(args("--no-ray", "--sizes", "20x40", "40x40", "--repeats", "1", "--seeds", "3", "4"),
+                              plan=one_pod_plan)
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "goals at 20 pods, seed 3:" in out and "goals at 40 pods, seed 4:" in out
+    rows: list[dict[str, Any]] = [
+        {"pods": 100, "seed": s, "rva_ms_median": 9.0, "rva_new_pods": rva, "ray_v2_new_pods": 30,
+         "ray_ippr_new_pods": ippr, "rva_overcommitting_grows": 0, "rva_stocked_out_launches": 0, "shapes": 200,
+         "demand_units": 10}
+        for s, rva, ippr in ((0, 5, 6), (1, 7, 6), (2, 6, 6))
+    ]
+    planner_bench.judge(rows)
+    assert planner_bench.seed_summary(rows) == [
+        "new pods at 100 pods: rva ≤ Ray at 3 of 3 seeds; ≤ Ray+IPPR at 2 of 3 seeds (not at 1)"]
+    # growth with size is judged within a seed, not across seeds
+    grows = [{"pods": 100, "seed": 0, "rva_ms_median": 10.0, "rva_new_pods": 1},
+             {"pods": 100, "seed": 1, "rva_ms_median": 10.0, "rva_new_pods": 1},
+             {"pods": 1_000, "seed": 0, "rva_ms_median": 50.0, "rva_new_pods": 1},
+             {"pods": 1_000, "seed": 1, "rva_ms_median": 500.0, "rva_new_pods": 1}]
+    planner_bench.judge(grows)
+    assert grows[2]["rva_growth_vs_previous"] == 5.0 and grows[2]["goals"]["near_linear"] is True
+    assert grows[3]["rva_growth_vs_previous"] == 50.0 and grows[3]["goals"]["near_linear"] is False
+
+
 def test_sizes_are_parsed_or_rejected() -> None:
     assert planner_bench.parse_sizes(["100x200", "1000X2000"]) == [(100, 200), (1000, 2000)]
     with pytest.raises(SystemExit):
