@@ -140,18 +140,26 @@ def scale_out_order(
     spares_gpus = item.shape[ws.kg] == 0
     has_gpu = ws.group_has_gpu
     later = ahead.need if ahead is not None else {}
+    need = item.need
+    group_ray = ws.group_ray
     for a, b in chain.ties:
         keyed = []
         for rank_group in order[a:b]:
             g = rank_group[1]
-            per_pod = _per_pod(ws, g, item)
+            ray = group_ray[g]
+            per_pod = _ANY  # _per_pod, inline: this runs for every group of every tie
+            for k, v in need:
+                q = ray[k] // v
+                if q < per_pod:
+                    per_pod = q
             if per_pod > 0:
-                pods = _ceil_div(remaining, per_pod)
+                pods = -(-remaining // per_pod)
                 total = later.get(g)
                 if total is not None:
-                    ray = ws.group_ray[g]
-                    for k, v in item.need:
-                        pods = max(pods, _ceil_div(v * remaining + total[k], ray[k]))
+                    for k, v in need:
+                        least = -(-(v * remaining + total[k]) // ray[k])
+                        if least > pods:
+                            pods = least
                 hosts = max(1, groups[g].num_of_hosts)
                 pods = hosts * _ceil_div(pods, hosts)
             else:
