@@ -2,8 +2,8 @@
 
 Groups are tried in the demand's selector order (primary, then each fallback) and, within one
 selector, by priority (higher first), then — among groups alike in both — groups without GPUs
-first for demand without GPUs, the fewest new pods the demand needs there, the smaller pod, then
-spec order (``scale_out_order``). A group is skipped while it is stocked out (``stocked_out_until``
+first for demand without GPUs, the fewest new pods for the demand and the demand after it, the
+smaller pod, then spec order (``scale_out_order``). A group is skipped while it is stocked out (``stocked_out_until``
 in the future), when it is at its max replicas, when a new pod could not hold one bundle, and — for
 demand without GPUs — when it has GPUs, unless the policy allows it. One replica adds
 ``numOfHosts`` pods. Demand no group can ever hold is reported infeasible.
