@@ -99,26 +99,26 @@ class DemandAhead:
     """Per group, what the demand scale-out has still to place needs in all, each shape counted in
     every group its selectors allow: what the room a new pod has left can take."""
 
-    __slots__ = ("need",)
+    __slots__ = ("keys", "need")
 
     def __init__(self, ws: Workspace, items: list[Pending]) -> None:
+        self.keys = len(ws.keys)
         self.need: dict[int, list[int]] = {}
-        K = len(ws.keys)
         for item in items:
             if item.remaining > 0:
-                for g in item.chain.groups:
-                    total = self.need.get(g)
-                    if total is None:
-                        total = self.need[g] = [0] * K
-                    for k, v in item.need:
-                        total[k] += v * item.remaining
+                self._count(item, 1)
 
     def leave(self, item: Pending) -> None:
         """``item``'s turn: from here on it is no longer ahead."""
+        self._count(item, -1)
+
+    def _count(self, item: Pending, sign: int) -> None:
         for g in item.chain.groups:
-            total = self.need[g]
+            total = self.need.get(g)
+            if total is None:
+                total = self.need[g] = [0] * self.keys
             for k, v in item.need:
-                total[k] -= v * item.remaining
+                total[k] += sign * v * item.remaining
 
 
 def scale_out_order(

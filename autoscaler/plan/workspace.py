@@ -20,6 +20,7 @@ from bisect import insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
+from itertools import groupby
 from typing import Any, NamedTuple
 
 from autoscaler.actions import Action, GrowPod, Plan, Reason, RemovePod, RevertResize, ScaleOut, ShrinkPod, Unserved
@@ -131,12 +132,11 @@ class Chain:
         self.groups = [g for _, g in self.order]
         self.ties: list[tuple[int, int]] = []
         start = 0
-        for i in range(1, len(self.order) + 1):
-            if i == len(self.order) or (self.order[i][0], priority[self.order[i][1]]) != (
-                self.order[start][0], priority[self.order[start][1]]):
-                if i - start > 1:
-                    self.ties.append((start, i))
-                start = i
+        for _, alike in groupby(self.order, key=lambda rg: (rg[0], priority[rg[1]])):
+            end = start + len(list(alike))
+            if end - start > 1:
+                self.ties.append((start, end))
+            start = end
 
 
 @dataclass
