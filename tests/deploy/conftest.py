@@ -16,8 +16,6 @@ from autoscaler.testing.manifests import KubectlMissing, kubectl_path, render
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SCHEMAS = HERE / "schemas"
-KUBERAY_CRD = REPO.parent / "shared" / "reference" / "kuberay-crd" / "ray.io_rayclusters.v1.7.0.yaml"
-
 Obj = dict[str, Any]
 
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
 
 from autoscaler import annotations as ann
 from autoscaler import cli
 from autoscaler.policy import load_policy
-from tests.deploy.conftest import KUBERAY_CRD, Obj, one, schema_validator
+from tests.deploy.conftest import Obj, one, schema_validator
+from tests.kuberay_crd import raycluster_validator
 
 K8S_VERSIONS = ("1.33", "1.35")
 CRD_KINDS = {"RayCluster", "ServiceMonitor", "PodMonitor", "PrometheusRule"}
@@ -85,25 +84,8 @@ def test_custom_resource_schemas_reject_mistakes(kind: str, example_objects: lis
     assert list(schema_validator(SCHEMA_OF[kind]).iter_errors(broken))
 
 
-def _strict(schema: Any) -> Any:
-    """``additionalProperties: false`` on every object schema that does not preserve unknown fields."""
-    if isinstance(schema, dict):
-        if (schema.get("type") == "object" and "properties" in schema
-                and not schema.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in schema):
-            schema["additionalProperties"] = False
-        for v in schema.values():
-            _strict(v)
-    elif isinstance(schema, list):
-        for v in schema:
-            _strict(v)
-    return schema
-
-
-@pytest.mark.skipif(not KUBERAY_CRD.exists(), reason="KubeRay CRD reference not present")
 def test_raycluster_validates_against_the_real_kuberay_crd(example_objects: list[Obj]) -> None:
-    crd = yaml.safe_load(KUBERAY_CRD.read_text(encoding="utf-8"))
-    v1 = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
-    validator = jsonschema.Draft7Validator(_strict(v1["schema"]["openAPIV3Schema"]))
+    validator = raycluster_validator(strict=True)
     rc = one(example_objects, "RayCluster")
     assert [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(rc)] == []
     broken = copy.deepcopy(rc)

@@ -1,21 +1,20 @@
 """Everything the sim stores is a valid Kubernetes object: Pods per kubernetes-validate (strict, 1.33 and
-1.35), RayClusters per rva's schema and, when the reference copy exists, the real KubeRay CRD."""
+1.35), RayClusters per rva's schema and the real KubeRay CRD (tests/kuberay_crd.py)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from autoscaler.sim.schemas import raycluster_schema
 from autoscaler.sim.store import ObjectStore
+from tests.kuberay_crd import raycluster_validator
 
 kv = pytest.importorskip("kubernetes_validate")
 jsonschema = pytest.importorskip("jsonschema")
 
-CRD_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference" / "kuberay-crd"
 SMP = "application/strategic-merge-patch+json"
 
 
@@ -92,28 +91,8 @@ def test_every_stored_raycluster_matches_the_project_schema() -> None:
         assert list(validator.iter_errors(rc)) == []
 
 
-def _strict(schema: Any) -> Any:
-    """additionalProperties: false wherever the CRD does not preserve unknown fields (strict validation)."""
-    if isinstance(schema, dict):
-        out = {k: _strict(v) for k, v in schema.items()}
-        if out.get("type") == "object" and "properties" in out and "additionalProperties" not in out \
-                and not out.get("x-kubernetes-preserve-unknown-fields"):
-            out["additionalProperties"] = False
-        return out
-    if isinstance(schema, list):
-        return [_strict(v) for v in schema]
-    return schema
-
-
-@pytest.mark.skipif(not CRD_DIR.is_dir(), reason="reference KubeRay CRD not present")
 def test_every_stored_raycluster_matches_the_real_crd() -> None:
-    import yaml
-
-    crd_file = sorted(CRD_DIR.glob("*.yaml"))[0]
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRD is ~1 MB of YAML
-    crd = yaml.load(crd_file.read_text(), Loader=loader)
-    v1 = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
-    validator = jsonschema.Draft7Validator(_strict(v1["schema"]["openAPIV3Schema"]))
+    validator = raycluster_validator(strict=True)
     for rc in (o for r, o in _stored_objects() if r == "rayclusters"):
         body = {k: v for k, v in rc.items()}
         body["metadata"] = {k: v for k, v in rc["metadata"].items()}
