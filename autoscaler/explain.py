@@ -18,7 +18,7 @@ from typing import Any
 from autoscaler.actions import Action, Plan, ScaleOut
 from autoscaler.model import Snapshot
 from autoscaler.plan import plan
-from autoscaler.plan.workspace import demand_label
+from autoscaler.plan.text import demand_label
 from autoscaler.plan_json import plan_to_dict
 from autoscaler.policy import Policy, PolicyError, load_policy_file, parse_policy
 from autoscaler.snapshot_io import SnapshotFormatError, snapshot_from_dict

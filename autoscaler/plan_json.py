@@ -6,7 +6,7 @@ from typing import Any
 
 from autoscaler.actions import Action, GrowPod, Plan, RemovePod, RevertResize, ScaleOut, ShrinkPod, Unserved
 from autoscaler.model import Gang
-from autoscaler.plan.workspace import demand_label
+from autoscaler.plan.text import demand_label
 from autoscaler.snapshot_io import resources_to_json
 
 

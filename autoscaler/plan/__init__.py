@@ -11,7 +11,7 @@ shape through "free, then growth" before the next one keeps the plan stable: onc
 out, planning again for the same demand finds nothing to do.
 
 When a plan grows pods or adds some, the planner looks once more at the cluster as it will be once
-the plan is carried out (:meth:`~autoscaler.plan.workspace.Base.derived`, the settle round) and adds
+the plan is carried out (:meth:`~autoscaler.plan.rows.Base.derived`, the settle round) and adds
 what that look still needs, so the next loop does not have to. In the first such look, demand that
 would need new pods may first grow the pods the plan grows further — the same resize, larger:
 placing the demand again moves it (first fit meets the room grown for later shapes first), and the
@@ -31,9 +31,10 @@ from autoscaler.plan.horizontal import ensure_min_replicas, hold_constraints, sc
 from autoscaler.plan.inflight import handle_in_flight
 from autoscaler.plan.packing import Pending, ordered, pack
 from autoscaler.plan.pressure import grow_for_pressure, oom_bump
+from autoscaler.plan.rows import Base, prepare
 from autoscaler.plan.shrink import remove_idle, shrink_idle
 from autoscaler.plan.vertical import grow_for, grow_further, size_growth
-from autoscaler.plan.workspace import Base, Workspace, prepare
+from autoscaler.plan.workspace import Workspace
 from autoscaler.policy import Policy
 
 __all__ = ["oom_bump", "plan"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 from autoscaler.actions import Action, GrowPod, Plan, Reason, RemovePod, RevertResize, ScaleOut, ShrinkPod, Unserved
 from autoscaler.model import CPU, MEMORY, Resources
 from autoscaler.plan.guards import limits_for, resize_problem, resized_requests
-from autoscaler.plan.workspace import RC, RM, Workspace, fmt_bytes, fmt_cpu, shape_text
+from autoscaler.plan.text import fmt_bytes, fmt_cpu, shape_text
+from autoscaler.plan.workspace import RC, RM, Workspace
 
 _GROWTH_PRECEDENCE = (Reason.OOM_KILLED, Reason.MEMORY_PRESSURE, Reason.DEMAND_FITS_IN_PLACE)
 

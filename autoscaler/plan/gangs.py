@@ -15,8 +15,9 @@ from autoscaler.actions import Reason
 from autoscaler.model import Demand, Gang, GangStrategy, LabelSelector, Resources
 from autoscaler.plan.horizontal import new_pods_for, unserved_reason
 from autoscaler.plan.packing import Pending, pack, pending_of
+from autoscaler.plan.text import demand_label
 from autoscaler.plan.vertical import grow_for
-from autoscaler.plan.workspace import Unplaced, Workspace, demand_label
+from autoscaler.plan.workspace import Unplaced, Workspace
 
 
 def _bundles(gang: Gang) -> list[tuple[Resources, tuple[LabelSelector, ...]]]:

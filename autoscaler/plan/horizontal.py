@@ -18,7 +18,8 @@ from functools import partial
 from autoscaler.actions import Reason
 from autoscaler.model import CPU, MEMORY, Demand
 from autoscaler.plan.packing import Pending, pack, pending_of
-from autoscaler.plan.workspace import NewPods, RowKind, Unplaced, Workspace, demand_label
+from autoscaler.plan.text import demand_label
+from autoscaler.plan.workspace import NewPods, RowKind, Unplaced, Workspace
 
 #: Bundles of an empty shape one pod holds (any number).
 _ANY = 1 << 40

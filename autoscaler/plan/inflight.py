@@ -12,7 +12,8 @@ from __future__ import annotations
 from autoscaler.actions import Reason, RevertResize
 from autoscaler.model import CPU, MEMORY, PodState, QoSClass, ResizeState, Resources
 from autoscaler.plan.guards import LAST_MINOR_WITHOUT_MEMORY_LIMIT_DECREASE
-from autoscaler.plan.workspace import Workspace, in_flight_growth
+from autoscaler.plan.rows import in_flight_growth
+from autoscaler.plan.workspace import Workspace
 
 
 def _revert_target(pod: PodState, server_minor: int) -> tuple[Resources, Resources]:

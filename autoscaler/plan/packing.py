@@ -13,7 +13,8 @@ goes to the first row that holds it (first fit), largest shapes first.
 from __future__ import annotations
 
 from autoscaler.model import CPU, GPU, MEMORY, Demand, Resources
-from autoscaler.plan.workspace import PLACEABLE, Chain, Workspace, shape_text
+from autoscaler.plan.text import shape_text
+from autoscaler.plan.workspace import PLACEABLE, Chain, Workspace
 
 
 class Pending:

@@ -20,7 +20,8 @@ import math
 from autoscaler.actions import Reason
 from autoscaler.model import MEMORY, PodState, Pressure, QoSClass, ResizeState
 from autoscaler.plan.guards import in_cooldown, in_startup_grace
-from autoscaler.plan.workspace import RM, RowKind, Workspace, fmt_bytes
+from autoscaler.plan.text import fmt_bytes
+from autoscaler.plan.workspace import RM, RowKind, Workspace
 from autoscaler.policy import MemoryPressure
 
 

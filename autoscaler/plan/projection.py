@@ -4,7 +4,7 @@ way (not created yet: the planner counts them as capacity arriving), removed pod
 The planner plans once more on this projection when it grew or added pods: packing demand again
 with the new capacity present can place it differently, and whatever the second look still needs
 is added now rather than by the next loop. The planner itself derives that round's rows from the
-first round's (:meth:`autoscaler.plan.workspace.Base.derived`); this module is the reference the
+first round's (:meth:`autoscaler.plan.rows.Base.derived`); this module is the reference the
 tests hold it to.
 """
 

@@ -28,7 +28,8 @@ from autoscaler.plan.guards import (
     resized_requests,
     worth_shrinking,
 )
-from autoscaler.plan.workspace import RowKind, Workspace, fmt_bytes, fmt_cpu
+from autoscaler.plan.text import fmt_bytes, fmt_cpu
+from autoscaler.plan.workspace import RowKind, Workspace
 
 
 def _round_up(value: int, quantum: int) -> int:

@@ -14,8 +14,8 @@ from autoscaler.plan import plan
 from autoscaler.plan.horizontal import ensure_min_replicas, scale_out
 from autoscaler.plan.inflight import handle_in_flight
 from autoscaler.plan.packing import fit_free, ordered, pending_of
+from autoscaler.plan.rows import build
 from autoscaler.plan.vertical import grow_in_place, size_growth
-from autoscaler.plan.workspace import build
 from autoscaler.policy import Policy, parse_policy
 from tests.planning import apply_plan, group, node, pod, res, snapshot
 from tests.unit.plan.test_plan_fast_paths import assert_derived_is_projected, assert_fast_paths_match_a_plain_scan

@@ -24,8 +24,9 @@ from autoscaler.plan.inflight import handle_in_flight
 from autoscaler.plan.packing import Pending, pack
 from autoscaler.plan.pressure import grow_for_pressure
 from autoscaler.plan.projection import project
+from autoscaler.plan.rows import prepare
 from autoscaler.plan.vertical import grow_for
-from autoscaler.plan.workspace import PLACEABLE, Workspace, prepare
+from autoscaler.plan.workspace import PLACEABLE, Workspace
 from autoscaler.policy import Policy
 
 # ------------------------------------------------------------------------------------------------
