@@ -162,17 +162,13 @@ def scale_out_order(
                         if least > pods:
                             pods = least
                 hosts = max(1, groups[g].num_of_hosts)
-                pods = hosts * _ceil_div(pods, hosts)
+                pods = hosts * -(-pods // hosts)
             else:
                 pods = _ANY
             keyed.append((spares_gpus and has_gpu[g], pods, per_pod, g, rank_group))
         keyed.sort()
         order[a:b] = [k[4] for k in keyed]
     return order
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def _per_pod(ws: Workspace, g: int, item: Pending) -> int:

@@ -133,6 +133,44 @@ class Chain:
             start = end
 
 
+
+class Chains:
+    """Every selector chain of one plan, by the tuple's identity first (hashing a selector chain
+    costs more than the lookup) and by value when a new tuple shows up (equal chains share one
+    :class:`Chain`, and with it what is known not to fit). Tuples are kept, so ids stay unique."""
+
+    def __init__(self, groups: tuple[GroupState, ...], has_gpu: list[bool], gpol: list[GroupPolicy]) -> None:
+        self.groups = groups
+        self.has_gpu = has_gpu
+        self.gpol = gpol
+        self.priority = [gp.horizontal.priority if gp.horizontal.priority is not None else group.priority
+                         for gp, group in zip(gpol, groups, strict=True)]
+        self.by_id: dict[tuple[int, bool], tuple[tuple[LabelSelector, ...], Chain]] = {}
+        self.by_value: dict[tuple[tuple[LabelSelector, ...], bool], Chain] = {}
+
+    def get(self, selectors: tuple[LabelSelector, ...], cpu_only: bool) -> Chain:
+        hit = self.by_id.get((id(selectors), cpu_only))
+        if hit is not None:
+            return hit[1]
+        chain = self.by_value.get((selectors, cpu_only))
+        if chain is None:
+            chain = self.by_value[(selectors, cpu_only)] = Chain(self._rank(selectors, cpu_only), self.priority)
+        self.by_id[(id(selectors), cpu_only)] = (selectors, chain)
+        return chain
+
+    def _rank(self, selectors: tuple[LabelSelector, ...], cpu_only: bool) -> list[int]:
+        """Index of the first selector each group matches (NO_MATCH if none or guarded)."""
+        rank = [NO_MATCH] * len(self.groups)
+        for g, group in enumerate(self.groups):
+            if cpu_only and self.has_gpu[g] and not self.gpol[g].allow_cpu_only_on_gpu:
+                continue  # CPU-only demand never lands on GPU groups unless the policy allows it
+            for i, selector in enumerate(selectors or (ANY_NODE,)):
+                if selector.matches(group.labels):
+                    rank[g] = i
+                    break
+        return rank
+
+
 @dataclass
 class Workspace:
     snapshot: Snapshot
@@ -513,45 +551,3 @@ class Workspace:
                 self.group_busy.add(g)
                 if journal is not None:
                     journal.append(("busy", g))
-
-
-# --------------------------------------------------------------------------------------------------
-# Building
-# --------------------------------------------------------------------------------------------------
-
-
-class Chains:
-    """Every selector chain of one plan, by the tuple's identity first (hashing a selector chain
-    costs more than the lookup) and by value when a new tuple shows up (equal chains share one
-    :class:`Chain`, and with it what is known not to fit). Tuples are kept, so ids stay unique."""
-
-    def __init__(self, groups: tuple[GroupState, ...], has_gpu: list[bool], gpol: list[GroupPolicy]) -> None:
-        self.groups = groups
-        self.has_gpu = has_gpu
-        self.gpol = gpol
-        self.priority = [gp.horizontal.priority if gp.horizontal.priority is not None else group.priority
-                         for gp, group in zip(gpol, groups, strict=True)]
-        self.by_id: dict[tuple[int, bool], tuple[tuple[LabelSelector, ...], Chain]] = {}
-        self.by_value: dict[tuple[tuple[LabelSelector, ...], bool], Chain] = {}
-
-    def get(self, selectors: tuple[LabelSelector, ...], cpu_only: bool) -> Chain:
-        hit = self.by_id.get((id(selectors), cpu_only))
-        if hit is not None:
-            return hit[1]
-        chain = self.by_value.get((selectors, cpu_only))
-        if chain is None:
-            chain = self.by_value[(selectors, cpu_only)] = Chain(self._rank(selectors, cpu_only), self.priority)
-        self.by_id[(id(selectors), cpu_only)] = (selectors, chain)
-        return chain
-
-    def _rank(self, selectors: tuple[LabelSelector, ...], cpu_only: bool) -> list[int]:
-        """Index of the first selector each group matches (NO_MATCH if none or guarded)."""
-        rank = [NO_MATCH] * len(self.groups)
-        for g, group in enumerate(self.groups):
-            if cpu_only and self.has_gpu[g] and not self.gpol[g].allow_cpu_only_on_gpu:
-                continue  # CPU-only demand never lands on GPU groups unless the policy allows it
-            for i, selector in enumerate(selectors or (ANY_NODE,)):
-                if selector.matches(group.labels):
-                    rank[g] = i
-                    break
-        return rank
